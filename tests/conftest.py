@@ -176,3 +176,13 @@ def load_dag(dag_id: str, file: str | None = None):
 
 def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): ti.state for ti in dag_run.get_task_instances()}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Show each DAG file's parse time (measured by the integrity test) at the end of the run."""
+    module = next((m for name, m in sys.modules.items() if name.endswith("test_dag_integrity")), None)
+    PARSE_TIMES = getattr(module, "PARSE_TIMES", None)
+    if PARSE_TIMES:
+        terminalreporter.section("DAG parse times")
+        for name, seconds in sorted(PARSE_TIMES.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{seconds * 1000:8.0f} ms  dags/{name}")

@@ -1,0 +1,22 @@
+# Two commands: `make demo` shows the package working, `make test` runs its tests.
+# Both do their own set-up (scripts/setup.sh) and are quick the second time.
+
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export PYTHONPATH := $(CURDIR)/plugins
+
+.PHONY: setup demo test bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@.venv/bin/python -m datasync demo
+
+test: setup
+	@.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	@.venv/bin/python bench/run.py
