@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from harness import REPO
 
 DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
 PARSE_TIMES: dict[str, float] = {}

@@ -1,6 +1,6 @@
 """db_migrate runs through Airflow (dag.test) and leaves the tables behind."""
 
-from conftest import load_dag, run_dag, task_states
+from harness import load_dag, run_dag, task_states
 
 
 def test_db_migrate_dag_creates_tables(airflow_db, database_factory):

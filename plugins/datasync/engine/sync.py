@@ -1,0 +1,292 @@
+"""One sync run: read a source in keyset pages, upsert each page, commit the cursor with it.
+
+Incremental: ``cursor - lookback <= cursor_column < run_start - safety_lag``, ordered by
+``(cursor_column, key)``; each page is one transaction together with the cursor it reaches,
+so a crash anywhere leaves target and cursor consistent and a rerun resumes.
+
+Full refresh: every page and the delete of rows the source no longer has are one transaction.
+
+Rejects: a page's bad rows go to ``sync_rejects``. While the run's rejects stay within
+``max_rejects`` the good rows commit with the cursor; past it the page is rolled back (rows
+and cursor), its rejects are kept for diagnosis, and the run fails naming the first ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from datasync.db import Database, connect, named_lock
+from datasync.engine import state
+from datasync.engine.sources import RowsSource, SqlSource, Window
+from datasync.engine.state import Counts, Position, Reject
+from datasync.engine.table import TableInfo, check_columns
+from datasync.engine.writers import PostgresWriter, batched, writer_for
+from datasync.identifiers import check_table_name
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["incremental", "full", "upsert"]
+
+
+class RejectThresholdExceeded(RuntimeError):
+    def __init__(self, sync_name: str, rejects: list[Reject], limit: int):
+        self.rejects = rejects
+        shown = "; ".join(r.describe() for r in rejects[:3])
+        more = f" (+{len(rejects) - 3} more)" if len(rejects) > 3 else ""
+        super().__init__(
+            f"{sync_name}: {len(rejects)} row(s) rejected, more than max_rejects={limit}: {shown}{more}. "
+            "The page was rolled back; every reject is in sync_rejects."
+        )
+
+
+@dataclass
+class SyncSpec:
+    """What to sync where. ``name`` keys the cursor, the lock and the run log."""
+
+    name: str
+    target_table: str
+    key: list[str]
+    columns: list[str] | None = None  # default: every column of the target table
+    cursor_column: str | None = None
+    mode: Mode = "incremental"
+    lookback: Any = dt.timedelta(0)  # timedelta for time cursors, a number for numeric ones
+    safety_lag: dt.timedelta = dt.timedelta(0)
+    batch_size: int = 10_000
+    max_rejects: int = 0
+    lock_wait_seconds: float = 60.0
+
+    def __post_init__(self):
+        check_table_name(self.target_table)
+        check_columns(list(self.key) + list(self.columns or []) + ([self.cursor_column] if self.cursor_column else []))
+        if self.mode == "incremental" and not self.cursor_column:
+            raise ValueError(f"{self.name}: incremental sync needs a cursor_column (or use mode='full')")
+        if not self.key:
+            raise ValueError(f"{self.name}: a key is required")
+
+
+@dataclass
+class SyncResult:
+    name: str
+    mode: str
+    counts: Counts
+    seconds: float
+    cursor: Any = None
+    details: dict = field(default_factory=dict)
+
+    def summary(self, source: str, target: str) -> str:
+        where = f" (cursor now {self.cursor})" if self.cursor is not None else ""
+        return f"{self.name}: {source} -> {target} [{self.mode}]: {self.counts.sentence()} in {self.seconds:.1f}s{where}"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "mode": self.mode, **self.counts.as_dict(), "seconds": round(self.seconds, 3),
+                "cursor": None if self.cursor is None else str(self.cursor)}
+
+
+def _minus(value: Any, delta: Any) -> Any:
+    if value is None or not delta:
+        return value
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value - (delta if isinstance(delta, dt.timedelta) else dt.timedelta(seconds=float(delta)))
+    if isinstance(value, (int, float, Decimal)):
+        return value - (delta.total_seconds() if isinstance(delta, dt.timedelta) else delta)
+    return value
+
+
+def _newer(a: Any, b: Any) -> bool:
+    """Is cursor value ``a`` past ``b``? (aware and naive UTC datetimes compare as UTC)."""
+    if b is None:
+        return True
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime) and (a.tzinfo is None) != (b.tzinfo is None):
+        a, b = (x if x.tzinfo else x.replace(tzinfo=dt.timezone.utc) for x in (a, b))
+    return a >= b
+
+
+class SyncRun:
+    def __init__(self, spec: SyncSpec, source: SqlSource | RowsSource, target: Database, run_id: str | None):
+        self.spec, self.source, self.db, self.run_id = spec, source, target, run_id
+        self.table = TableInfo.load(target, spec.target_table)
+        self.columns = list(spec.columns or self.table.columns)
+        self.table.require(self.columns, "columns to sync")
+        self.table.require(list(spec.key) + ([spec.cursor_column] if spec.cursor_column else []), "key/cursor")
+        for k in spec.key:
+            if k not in self.columns:
+                self.columns.append(k)
+        if spec.cursor_column and spec.cursor_column not in self.columns:
+            self.columns.append(spec.cursor_column)
+        if isinstance(source, SqlSource):
+            source.check_columns(self.columns)
+        elif isinstance(source, RowsSource):
+            missing = [c for c in self.columns if c not in source.columns]
+            if missing:
+                raise ValueError(f"{spec.name}: rows carry no {missing}; they have {source.columns}")
+        self.counts = Counts()
+        self.rejects: list[Reject] = []
+        self.order = ([spec.cursor_column] if spec.cursor_column and spec.mode == "incremental" else []) + list(spec.key)
+
+    # -- pages ---------------------------------------------------------------------------------
+    def _passthrough(self) -> bool:
+        return isinstance(self.source, SqlSource) and self.source.open().is_postgres and self.db.is_postgres
+
+    def _pages(self, writer, window: Window):
+        """Yield (counts, rejects, last_row_position) per page, written but not committed."""
+        spec, src = self.spec, self.source
+        if isinstance(src, RowsSource):
+            cols = src.columns
+            idx = [cols.index(c) for c in self.columns]
+            cur_i = self.columns.index(spec.cursor_column) if spec.cursor_column else None
+            for batch in batched(src.tuples(), spec.batch_size, lambda r: tuple(r[i] for i in idx)):
+                counts, rejects = writer.write(batch)
+                top = None
+                if cur_i is not None:
+                    values = [r[cur_i] for r in batch if r[cur_i] is not None]
+                    top = max(values) if values else None
+                yield counts, rejects, (top, None)
+            return
+        key_pos = [self.columns.index(c) for c in self.order]
+        while True:
+            if self._passthrough():
+                sql, params = src.page_sql(self.columns, window, spec.batch_size)
+                sp = writer.savepoint()
+                try:
+                    counts, last = writer.merge_copy(src.open().cursor(), f"COPY ({sql}) TO STDOUT", params, self.order)
+                    src.open().commit()
+                    rejects: list[Reject] = []
+                except Exception:
+                    # Bad values stop COPY: read the same page as rows so each can be judged and named.
+                    writer.rollback_to(sp)
+                    src.open().rollback()
+                    rows = src.fetch_page(self.columns, window, spec.batch_size)
+                    counts, rejects = writer.write(rows)
+                    last = tuple(rows[-1][i] for i in key_pos) if rows else None
+                n = counts.read
+            else:
+                rows = src.fetch_page(self.columns, window, spec.batch_size)
+                n = len(rows)
+                counts, rejects = writer.write(rows) if rows else (Counts(), [])
+                last = tuple(rows[-1][i] for i in key_pos) if rows else None
+            if n == 0:
+                return
+            window.after = last
+            cursor_value = last[0] if spec.cursor_column and spec.mode == "incremental" else None
+            yield counts, rejects, (cursor_value, last[1:] if cursor_value is not None else last)
+            if n < spec.batch_size:
+                return
+
+    def _check_rejects(self, rejects: list[Reject]) -> None:
+        if self.counts.rejected + len(rejects) > self.spec.max_rejects:
+            self.db.rollback()
+            state.write_rejects(self.db, self.spec.name, self.run_id, rejects)
+            self.db.commit()
+            self.counts.rejected += len(rejects)
+            raise RejectThresholdExceeded(self.spec.name, self.rejects + rejects, self.spec.max_rejects)
+
+    def _accept(self, counts: Counts, rejects: list[Reject]) -> None:
+        self.counts.add(counts)
+        self.rejects += rejects
+        state.write_rejects(self.db, self.spec.name, self.run_id, rejects)
+
+    # -- modes ---------------------------------------------------------------------------------
+    def incremental(self, run_start: dt.datetime) -> Position:
+        spec = self.spec
+        pos = state.read_cursor(self.db, spec.name)
+        # Time cursors stop at run start minus the safety lag, so rows still being committed
+        # with a timestamp just before "now" are read by the next run, not skipped.
+        is_time = self.table.columns[spec.cursor_column].data_type.startswith(("timestamp", "datetime"))
+        upper = run_start - spec.safety_lag if is_time else None
+        window = Window(order=self.order, cursor_column=spec.cursor_column, lower=_minus(pos.value, spec.lookback), upper=upper)
+        writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column)
+        try:
+            for counts, rejects, (value, key) in self._pages(writer, window):
+                self._check_rejects(rejects)
+                self._accept(counts, rejects)
+                if value is not None and _newer(value, pos.value):
+                    pos.value, pos.key = value, tuple(key) if key is not None else None
+                pos.rows_synced += counts.inserted + counts.updated
+                state.write_cursor(self.db, spec.name, pos)
+                self.db.commit()
+                log.debug("%s: page done (%s); cursor %s", spec.name, counts.sentence(), pos.value)
+        finally:
+            writer.close()
+        return pos
+
+    def full(self) -> Position:
+        spec = self.spec
+        writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, track_seen=True)
+        top = None
+        try:
+            for counts, rejects, _last in self._pages(writer, Window(order=self.order)):
+                self._check_rejects(rejects)
+                self._accept(counts, rejects)
+            self.counts.deleted = writer.delete_unseen()
+            pos = state.read_cursor(self.db, spec.name)
+            if spec.cursor_column:
+                col = self.db.quote(spec.cursor_column)
+                top = self.db.fetchone(f"SELECT MAX({col}) FROM {writer.target}")[0]
+                pos = Position(top, None, pos.rows_synced + self.counts.inserted + self.counts.updated)
+                state.write_cursor(self.db, spec.name, pos)
+            self.db.commit()  # rows, deletes and cursor land together
+        finally:
+            writer.close()
+        return pos
+
+    def upsert(self) -> Position:
+        """Rows in, no cursor read: each page commits on its own (cursor advanced if given)."""
+        spec = self.spec
+        writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column)
+        pos = state.read_cursor(self.db, spec.name) if spec.cursor_column else Position()
+        try:
+            for counts, rejects, (value, _key) in self._pages(writer, Window(order=self.order)):
+                self._check_rejects(rejects)
+                self._accept(counts, rejects)
+                if spec.cursor_column and value is not None and _newer(value, pos.value):
+                    pos.value = value
+                    state.write_cursor(self.db, spec.name, pos)
+                self.db.commit()
+        finally:
+            writer.close()
+        return pos
+
+
+def run_sync(
+    spec: SyncSpec,
+    source: SqlSource | RowsSource,
+    target_conn_id: str,
+    *,
+    run_id: str | None = None,
+    run_start: dt.datetime | None = None,
+    target: Database | None = None,
+) -> SyncResult:
+    """Run one sync under a lock in the target database, logged in ``sync_log``."""
+    started = time.monotonic()
+    run_start = run_start or dt.datetime.now(dt.timezone.utc)
+    db = target or connect(target_conn_id)
+    try:
+        with named_lock(db, f"datasync:sync:{spec.name}", spec.lock_wait_seconds):
+            run = SyncRun(spec, source, db, run_id)
+            log_id = state.log_start(db, spec.name, run_id, spec.mode)
+            try:
+                pos = {"incremental": run.incremental, "full": run.full, "upsert": run.upsert}[spec.mode](
+                    *([run_start] if spec.mode == "incremental" else [])
+                )
+            except Exception as exc:
+                db.rollback()
+                state.log_finish(db, log_id, run.counts, f"{type(exc).__name__}: {exc}"[:4000])
+                raise
+            result = SyncResult(spec.name, spec.mode, run.counts, time.monotonic() - started, pos.value,
+                                {"rejects": [r.describe() for r in run.rejects[:20]]})
+            state.log_finish(db, log_id, run.counts, None, result.as_dict())
+            log.info(result.summary(source.describe(), f"{target_conn_id}.{spec.target_table}"))
+            return result
+    finally:
+        if isinstance(source, SqlSource):
+            source.close()
+        if target is None:
+            db.close()
+
+
+

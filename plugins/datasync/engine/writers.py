@@ -1,0 +1,375 @@
+"""Bulk UPSERT into Postgres (COPY -> staging -> ON CONFLICT) and the MySQL family
+(multi-row INSERT ... ON DUPLICATE KEY UPDATE), with the same counts and the same way of
+isolating bad rows: a failing batch is split in halves until the offending rows are found.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from datasync.db import Database
+from datasync.engine.state import Counts, Reject
+from datasync.engine.table import TableInfo
+
+
+class Writer:
+    """Writes batches of row tuples (in ``columns`` order) into one table, inside the caller's
+    transaction. ``track_seen`` remembers every key written so a full refresh can delete the rest."""
+
+    def __init__(self, db: Database, table: TableInfo, columns: list[str], key: list[str],
+                 cursor_column: str | None = None, track_seen: bool = False):
+        self.db, self.table, self.columns, self.key = db, table, columns, key
+        self.cursor_column = cursor_column
+        self.track_seen = track_seen
+        self.key_idx = [columns.index(k) for k in key]
+        self.q = db.quote
+        self.target = ".".join(db.quote(p) for p in table.name.split("."))
+        self._sp = 0
+
+    # -- shared --------------------------------------------------------------------------------
+    def key_of(self, row: tuple) -> tuple:
+        return tuple(row[i] for i in self.key_idx)
+
+    def savepoint(self) -> str:
+        self._sp += 1
+        name = f"ds_sp_{self._sp}"
+        self.db.execute(f"SAVEPOINT {name}")
+        return name
+
+    def rollback_to(self, name: str) -> None:
+        self.db.execute(f"ROLLBACK TO SAVEPOINT {name}")
+
+    def write(self, rows: list[tuple]) -> tuple[Counts, list[Reject]]:
+        """Upsert a batch; rows the target refuses come back as rejects, the rest are written."""
+        sp = self.savepoint()
+        try:
+            return self._merge(rows), []
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise
+            self.rollback_to(sp)
+        # Slow path, only for a batch that failed: name what is wrong, then let the server judge the rest.
+        good, rejects = [], []
+        for row in rows:
+            problems = self.table.problems(self.columns, row)
+            if problems:
+                column, value, reason = problems[0]
+                rejects.append(self._reject(row, column, value, reason))
+            else:
+                good.append(row)
+        counts = self._bisect(good, rejects)
+        counts.rejected = len(rejects)
+        counts.read = len(rows)
+        if self.track_seen and rejects:
+            self.mark_seen([self.key_of_reject(r) for r in rejects])
+        return counts, rejects
+
+    def key_of_reject(self, reject: Reject) -> tuple:
+        return tuple(reject.key) if isinstance(reject.key, (list, tuple)) else (reject.key,)
+
+    def _bisect(self, rows: list[tuple], rejects: list[Reject]) -> Counts:
+        counts = Counts()
+        if not rows:
+            return counts
+        sp = self.savepoint()
+        try:
+            counts.add(self._merge(rows))
+            return counts
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise
+            self.rollback_to(sp)
+            if len(rows) == 1:
+                rejects.append(self._reject(rows[0], _column_of(exc), None, _reason_of(exc)))
+                return counts
+        mid = len(rows) // 2
+        counts.add(self._bisect(rows[:mid], rejects))
+        counts.add(self._bisect(rows[mid:], rejects))
+        return counts
+
+    def _reject(self, row: tuple, column: str | None, value: Any, reason: str) -> Reject:
+        key = self.key_of(row)
+        if value is None and column in self.columns:
+            value = row[self.columns.index(column)]
+        return Reject(self.table.name, list(key) if len(key) > 1 else key[0], column, value, reason,
+                      {c: _jsonable(v) for c, v in zip(self.columns, row)})
+
+    def _merge(self, rows: list[tuple]) -> Counts:
+        raise NotImplementedError
+
+    def mark_seen(self, keys: list[tuple]) -> None:
+        raise NotImplementedError
+
+    def delete_unseen(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (dict, list)):
+        return value
+    return str(value)
+
+
+def _is_data_error(exc: Exception) -> bool:
+    """Errors caused by the rows (retrying them alone can isolate them), not by the server."""
+    name = type(exc).__name__
+    if hasattr(exc, "sqlstate") and exc.sqlstate:  # psycopg
+        return exc.sqlstate[:2] in ("22", "23") or exc.sqlstate == "42804"
+    if name in ("DataError", "IntegrityError", "OperationalError") and exc.args and isinstance(exc.args[0], int):
+        # MySQL: data too long, out of range, bad value, NULL, duplicate, FK, check, JSON
+        return exc.args[0] in (1048, 1062, 1264, 1265, 1292, 1366, 1406, 1411, 1451, 1452, 3140, 4025, 3819, 1690, 4078)
+    return False
+
+
+def _reason_of(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(getattr(exc, "args", None), tuple) and len(exc.args) == 2 and isinstance(exc.args[0], int):
+        text = str(exc.args[1])
+    return text[:500]
+
+
+def _column_of(exc: Exception) -> str | None:
+    diag = getattr(exc, "diag", None)
+    if diag is not None and getattr(diag, "column_name", None):
+        return diag.column_name
+    text = str(exc)
+    if "CONSTRAINT `" in text and "." in text.split("CONSTRAINT `", 1)[1].split("`", 1)[0]:  # MariaDB column check
+        return text.split("CONSTRAINT `", 1)[1].split("`", 1)[0].rsplit(".", 1)[1]
+    for marker in ("column '", "column `", 'column "'):
+        if marker in text:
+            return text.split(marker, 1)[1].split(marker[-1], 1)[0]
+    return None
+
+
+# ---- Postgres ------------------------------------------------------------------------------------
+class PostgresWriter(Writer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        suffix = uuid.uuid4().hex[:8]
+        self.stage = f"_ds_stage_{suffix}"
+        self.seen = f"_ds_seen_{suffix}"
+        cols = ", ".join(self.q(c) for c in self.columns)
+        keys = ", ".join(self.q(k) for k in self.key)
+        # Typed like the target but without its constraints: COPY parses, the merge judges.
+        self.db.execute(f"CREATE TEMP TABLE {self.stage} AS SELECT {cols} FROM {self.target} WITH NO DATA")
+        self.db.execute(f"ALTER TABLE {self.stage} ADD COLUMN _ds_seq BIGSERIAL")
+        if self.track_seen:
+            self.db.execute(f"CREATE TEMP TABLE {self.seen} AS SELECT {keys} FROM {self.target} WITH NO DATA")
+        self.db.commit()
+        self.json_idx = [i for i, c in enumerate(self.columns) if table_col(self, c).is_json]
+        self.merge_sql = self._merge_sql()
+
+    def _merge_sql(self) -> str:
+        q = self.q
+        cols = ", ".join(q(c) for c in self.columns)
+        keys = ", ".join(q(k) for k in self.key)
+        order = [q(k) for k in self.key]
+        if self.cursor_column:
+            order.append(f"{q(self.cursor_column)} DESC NULLS LAST")
+        order.append("_ds_seq DESC")
+        rest = [c for c in self.columns if c not in self.key]
+
+        def cmp(prefix: str, c: str) -> str:  # json has no equality operator; jsonb does
+            return f"{prefix}.{q(c)}::jsonb" if table_col(self, c).data_type == "json" else f"{prefix}.{q(c)}"
+
+        if rest:
+            sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in rest)
+            old = ", ".join(cmp("t", c) for c in rest)
+            new = ", ".join(cmp("EXCLUDED", c) for c in rest)
+            conflict = f"DO UPDATE SET {sets} WHERE ROW({old}) IS DISTINCT FROM ROW({new})"
+        else:
+            conflict = "DO NOTHING"
+        seen = f", seen AS (INSERT INTO {self.seen} ({keys}) SELECT {keys} FROM src)" if self.track_seen else ""
+        return (
+            f"WITH src AS (SELECT DISTINCT ON ({keys}) {cols} FROM {self.stage} ORDER BY {', '.join(order)}){seen}, "
+            f"up AS (INSERT INTO {self.target} AS t ({cols}) SELECT {cols} FROM src ON CONFLICT ({keys}) {conflict} "
+            "RETURNING (xmax = 0) AS inserted) "
+            f"SELECT (SELECT count(*) FROM {self.stage}), (SELECT count(*) FROM src), "
+            "count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+        )
+
+    def _copy_in(self) -> str:
+        return f"COPY {self.stage} ({', '.join(self.q(c) for c in self.columns)}) FROM STDIN"
+
+    def _merge(self, rows: list[tuple]) -> Counts:
+        self.db.execute(f"TRUNCATE {self.stage}")
+        cur = self.db.cursor()
+        with cur.copy(self._copy_in()) as copy:
+            if self.json_idx:
+                for row in rows:
+                    copy.write_row(_with_json(row, self.json_idx))
+            else:
+                for row in rows:
+                    copy.write_row(row)
+        return self._run_merge(cur)
+
+    def _run_merge(self, cur) -> Counts:
+        cur.execute(self.merge_sql)
+        read, distinct, inserted, updated = cur.fetchone()
+        return Counts(read=read, inserted=inserted, updated=updated, unchanged=distinct - inserted - updated,
+                      duplicates=read - distinct)
+
+    def merge_copy(self, source_cursor, copy_sql: str, params: Any, order: list[str]) -> tuple[Counts, tuple | None]:
+        """Postgres -> Postgres: stream ``COPY (query) TO STDOUT`` straight into the staging table
+        (no row ever becomes a Python object), merge, and return the last row's ``order`` values."""
+        self.db.execute(f"TRUNCATE {self.stage}")
+        cur = self.db.cursor()
+        with source_cursor.copy(copy_sql, params) as out, cur.copy(self._copy_in()) as into:
+            for block in out:
+                into.write(block)
+        cur.execute(f"SELECT {', '.join(self.q(c) for c in order)} FROM {self.stage} ORDER BY _ds_seq DESC LIMIT 1")
+        last = cur.fetchone()
+        return self._run_merge(cur), last
+
+    def mark_seen(self, keys: list[tuple]) -> None:
+        cols = ", ".join(self.q(k) for k in self.key)
+        marks = ", ".join(["%s"] * len(self.key))
+        self.db.cursor().executemany(f"INSERT INTO {self.seen} ({cols}) VALUES ({marks})", keys)
+
+    def delete_unseen(self) -> int:
+        match = " AND ".join(f"s.{self.q(k)} = t.{self.q(k)}" for k in self.key)
+        cur = self.db.execute(f"DELETE FROM {self.target} AS t WHERE NOT EXISTS (SELECT 1 FROM {self.seen} s WHERE {match})")
+        return cur.rowcount
+
+    def close(self) -> None:
+        try:
+            self.db.rollback()
+            self.db.execute(f"DROP TABLE IF EXISTS {self.stage}")
+            if self.track_seen:
+                self.db.execute(f"DROP TABLE IF EXISTS {self.seen}")
+            self.db.commit()
+        except Exception:  # the session may be gone; temp tables die with it
+            pass
+
+
+def table_col(writer: Writer, name: str):
+    return writer.table.columns[name]
+
+
+def _with_json(row: tuple, idx: list[int]) -> tuple:
+    row = list(row)
+    for i in idx:
+        if isinstance(row[i], (dict, list)):
+            row[i] = json.dumps(row[i])
+    return tuple(row)
+
+
+# ---- MySQL / MariaDB / TiDB ----------------------------------------------------------------------
+def _mysql_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value
+
+
+class MySqlWriter(Writer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        q = self.q
+        cols = ", ".join(q(c) for c in self.columns)
+        rest = [c for c in self.columns if c not in self.key]
+        marks = ", ".join(["%s"] * len(self.columns))
+        update = ", ".join(f"{q(c)} = VALUES({q(c)})" for c in (rest or self.key[:1]))
+        self.insert_sql = f"INSERT INTO {self.target} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {update}"
+        self.cursor_idx = self.columns.index(self.cursor_column) if self.cursor_column else None
+        self.seen = f"_ds_seen_{uuid.uuid4().hex[:8]}"
+        if self.track_seen:
+            key_defs = ", ".join(f"{q(k)} {self.table.columns[k].column_type or self.table.columns[k].data_type}" for k in self.key)
+            self.db.execute(f"CREATE TEMPORARY TABLE {self.seen} ({key_defs}, PRIMARY KEY ({', '.join(q(k) for k in self.key)}))")
+
+    def _dedupe(self, rows: list[tuple]) -> list[tuple]:
+        newest: dict[tuple, tuple] = {}
+        for row in rows:
+            k = self.key_of(row)
+            old = newest.get(k)
+            if old is None or self.cursor_idx is None or _not_older(row[self.cursor_idx], old[self.cursor_idx]):
+                newest[k] = row
+        return list(newest.values())
+
+    def _existing(self, keys: list[tuple]) -> int:
+        if not keys:
+            return 0
+        q = self.q
+        if len(self.key) == 1:
+            where = f"{q(self.key[0])} IN ({', '.join(['%s'] * len(keys))})"
+            params = [_mysql_value(k[0]) for k in keys]
+        else:
+            one = "(" + ", ".join(["%s"] * len(self.key)) + ")"
+            where = f"({', '.join(q(k) for k in self.key)}) IN ({', '.join([one] * len(keys))})"
+            params = [_mysql_value(v) for k in keys for v in k]
+        return self.db.fetchone(f"SELECT COUNT(*) FROM {self.target} WHERE {where}", params)[0]
+
+    def _merge(self, rows: list[tuple]) -> Counts:
+        unique = self._dedupe(rows)
+        keys = [self.key_of(r) for r in unique]
+        existing = self._existing(keys)
+        cur = self.db.cursor()
+        # Without CLIENT_FOUND_ROWS MySQL reports 1 per insert, 2 per update and 0 per unchanged row.
+        cur.executemany(self.insert_sql, [tuple(_mysql_value(v) for v in r) for r in unique])
+        affected = cur.rowcount
+        if self.track_seen:
+            self.mark_seen(keys)
+        inserted = len(unique) - existing
+        updated = (affected - inserted) // 2
+        return Counts(read=len(rows), inserted=inserted, updated=updated, unchanged=existing - updated,
+                      duplicates=len(rows) - len(unique))
+
+    def mark_seen(self, keys: list[tuple]) -> None:
+        cols = ", ".join(self.q(k) for k in self.key)
+        marks = ", ".join(["%s"] * len(self.key))
+        self.db.cursor().executemany(
+            f"INSERT IGNORE INTO {self.seen} ({cols}) VALUES ({marks})", [tuple(_mysql_value(v) for v in k) for k in keys]
+        )
+
+    def delete_unseen(self) -> int:
+        match = " AND ".join(f"s.{self.q(k)} = t.{self.q(k)}" for k in self.key)
+        cur = self.db.execute(
+            f"DELETE t FROM {self.target} AS t LEFT JOIN {self.seen} AS s ON {match} WHERE s.{self.q(self.key[0])} IS NULL"
+        )
+        return cur.rowcount
+
+    def close(self) -> None:
+        try:
+            self.db.rollback()
+            if self.track_seen:
+                self.db.execute(f"DROP TEMPORARY TABLE IF EXISTS {self.seen}")
+        except Exception:
+            pass
+
+
+def _not_older(new: Any, old: Any) -> bool:
+    if old is None:
+        return True
+    if new is None:
+        return False
+    try:
+        return new >= old
+    except TypeError:
+        return True
+
+
+def writer_for(db: Database, *args, **kwargs) -> Writer:
+    return (PostgresWriter if db.is_postgres else MySqlWriter)(db, *args, **kwargs)
+
+
+def batched(rows: Iterable[Any], size: int, convert: Callable[[Any], tuple] | None = None) -> Iterable[list]:
+    batch: list = []
+    for row in rows:
+        batch.append(convert(row) if convert else row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
