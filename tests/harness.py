@@ -158,12 +158,21 @@ def migrated_target(database_factory) -> Callable[[str], TestDatabase]:
     return get
 
 
-def run_dag(dag, conf: dict | None = None, logical_date=None):
+def run_dag(dag, conf: dict | None = None, logical_date=None, retries: int = 0):
     """Run a real DAG in-process with ``dag.test()`` and return the DagRun.
 
     ``dag.test()`` does not raise when a task fails: assert ``dag_run.state``, then the rows.
+    It also sleeps through retry delays, so tasks run with ``retries`` (default 0) here; the
+    DAG integrity tests check the real retry policy.
     """
-    return dag.test(run_conf=conf, logical_date=logical_date)
+    saved = {t.task_id: t.retries for t in dag.tasks}
+    for t in dag.tasks:
+        t.retries = retries
+    try:
+        return dag.test(run_conf=conf, logical_date=logical_date)
+    finally:
+        for t in dag.tasks:
+            t.retries = saved[t.task_id]
 
 
 def load_dag(dag_id: str, file: str | None = None):

@@ -32,6 +32,7 @@ DEMO_DATABASES = {
 
 STEPS: list[str] = [
     "datasync.demo:migrate_step",
+    "datasync.lifecycle:demo_step",
 ]
 
 

@@ -172,7 +172,9 @@ def test_missing_source_column_fails_before_writing(pg_source, pg_target):
     pg_source.query("CREATE TABLE items (id BIGINT PRIMARY KEY, title TEXT, updated_at TIMESTAMPTZ)")
     with pytest.raises(SchemaMismatch, match=r"source eng_src.items has no column\(s\) \['name', 'qty', 'price', 'meta'\]"):
         sync()
-    assert pg_target.query("SELECT count(*) FROM sync_log") == [(0,)]
+    assert pg_target.query("SELECT count(*) FROM items") == [(0,)]
+    [(status, error)] = pg_target.query("SELECT status, error FROM sync_log")
+    assert status == "failed" and "renamed or dropped?" in error
 
 
 def test_full_refresh_deletes_rows_gone_from_the_source(pair):

@@ -30,7 +30,7 @@ from datasync.identifiers import check_table_name
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["incremental", "full", "upsert"]
+Mode = Literal["incremental", "full", "upsert", "prune"]
 
 
 class RejectThresholdExceeded(RuntimeError):
@@ -59,6 +59,7 @@ class SyncSpec:
     batch_size: int = 10_000
     max_rejects: int = 0
     lock_wait_seconds: float = 60.0
+    delete_missing: bool = True  # full mode: delete target rows the source no longer has
 
     def __post_init__(self):
         check_table_name(self.target_table)
@@ -110,7 +111,7 @@ class SyncRun:
     def __init__(self, spec: SyncSpec, source: SqlSource | RowsSource, target: Database, run_id: str | None):
         self.spec, self.source, self.db, self.run_id = spec, source, target, run_id
         self.table = TableInfo.load(target, spec.target_table)
-        self.columns = list(spec.columns or self.table.columns)
+        self.columns = list(spec.key) if spec.mode == "prune" else list(spec.columns or self.table.columns)
         self.table.require(self.columns, "columns to sync")
         self.table.require(list(spec.key) + ([spec.cursor_column] if spec.cursor_column else []), "key/cursor")
         for k in spec.key:
@@ -222,7 +223,8 @@ class SyncRun:
             for counts, rejects, _last in self._pages(writer, Window(order=self.order)):
                 self._check_rejects(rejects)
                 self._accept(counts, rejects)
-            self.counts.deleted = writer.delete_unseen()
+            if spec.delete_missing:
+                self.counts.deleted = writer.delete_unseen()
             pos = state.read_cursor(self.db, spec.name)
             if spec.cursor_column:
                 col = self.db.quote(spec.cursor_column)
@@ -233,6 +235,29 @@ class SyncRun:
         finally:
             writer.close()
         return pos
+
+    def prune(self) -> Position:
+        """Only delete: target rows whose key the source no longer has, in one transaction.
+        Lets a caller upsert parents before children and then prune children before parents."""
+        spec, key = self.spec, list(self.spec.key)
+        if not isinstance(self.source, SqlSource):
+            raise ValueError(f"{spec.name}: prune reads keys from a SQL source")
+        writer = writer_for(self.db, self.table, key, key, None, track_seen=True)
+        window = Window(order=key)
+        try:
+            while True:
+                keys = self.source.fetch_page(key, window, spec.batch_size)
+                if keys:
+                    writer.mark_seen(keys)
+                    self.counts.read += len(keys)
+                    window.after = keys[-1]
+                if len(keys) < spec.batch_size:
+                    break
+            self.counts.deleted = writer.delete_unseen()
+            self.db.commit()
+        finally:
+            writer.close()
+        return Position()
 
     def upsert(self) -> Position:
         """Rows in, no cursor read: each page commits on its own (cursor advanced if given)."""
@@ -267,15 +292,16 @@ def run_sync(
     db = target or connect(target_conn_id)
     try:
         with named_lock(db, f"datasync:sync:{spec.name}", spec.lock_wait_seconds):
-            run = SyncRun(spec, source, db, run_id)
             log_id = state.log_start(db, spec.name, run_id, spec.mode)
+            run = None
             try:
-                pos = {"incremental": run.incremental, "full": run.full, "upsert": run.upsert}[spec.mode](
+                run = SyncRun(spec, source, db, run_id)
+                pos = {"incremental": run.incremental, "full": run.full, "upsert": run.upsert, "prune": run.prune}[spec.mode](
                     *([run_start] if spec.mode == "incremental" else [])
                 )
             except Exception as exc:
                 db.rollback()
-                state.log_finish(db, log_id, run.counts, f"{type(exc).__name__}: {exc}"[:4000])
+                state.log_finish(db, log_id, run.counts if run else Counts(), f"{type(exc).__name__}: {exc}"[:4000])
                 raise
             result = SyncResult(spec.name, spec.mode, run.counts, time.monotonic() - started, pos.value,
                                 {"rejects": [r.describe() for r in run.rejects[:20]]})

@@ -84,7 +84,7 @@ class Writer:
                 raise
             self.rollback_to(sp)
             if len(rows) == 1:
-                rejects.append(self._reject(rows[0], _column_of(exc), None, _reason_of(exc)))
+                rejects.append(self._reject(rows[0], self.column_of(exc), None, _reason_of(exc)))
                 return counts
         mid = len(rows) // 2
         counts.add(self._bisect(rows[:mid], rejects))
@@ -97,6 +97,9 @@ class Writer:
             value = row[self.columns.index(column)]
         return Reject(self.table.name, list(key) if len(key) > 1 else key[0], column, value, reason,
                       {c: _jsonable(v) for c, v in zip(self.columns, row)})
+
+    def column_of(self, exc: Exception) -> str | None:
+        return _column_of(exc)
 
     def _merge(self, rows: list[tuple]) -> Counts:
         raise NotImplementedError
@@ -197,6 +200,24 @@ class PostgresWriter(Writer):
             "count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
         )
 
+    def column_of(self, exc: Exception) -> str | None:
+        diag = getattr(exc, "diag", None)
+        detail = getattr(diag, "message_detail", None) or ""
+        if detail.startswith("Key (") and "," not in detail.split(")", 1)[0]:  # FK / unique: Key (col)=(value)
+            return detail[5:].split(")", 1)[0]
+        constraint = getattr(diag, "constraint_name", None)
+        if constraint:  # a one-column CHECK constraint names its column in the catalog
+            sp = self.savepoint()
+            row = self.db.fetchone(
+                "SELECT a.attname FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+                "WHERE c.conname = %s AND c.conrelid = %s::regclass AND cardinality(c.conkey) = 1",
+                (constraint, self.target),
+            )
+            self.rollback_to(sp)
+            if row:
+                return row[0]
+        return _column_of(exc)
+
     def _copy_in(self) -> str:
         return f"COPY {self.stage} ({', '.join(self.q(c) for c in self.columns)}) FROM STDIN"
 
@@ -232,8 +253,9 @@ class PostgresWriter(Writer):
 
     def mark_seen(self, keys: list[tuple]) -> None:
         cols = ", ".join(self.q(k) for k in self.key)
-        marks = ", ".join(["%s"] * len(self.key))
-        self.db.cursor().executemany(f"INSERT INTO {self.seen} ({cols}) VALUES ({marks})", keys)
+        with self.db.cursor().copy(f"COPY {self.seen} ({cols}) FROM STDIN") as copy:
+            for k in keys:
+                copy.write_row(k)
 
     def delete_unseen(self) -> int:
         match = " AND ".join(f"s.{self.q(k)} = t.{self.q(k)}" for k in self.key)

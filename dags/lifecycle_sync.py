@@ -1,0 +1,75 @@
+"""
+### lifecycle_sync
+
+Mirrors the product lifecycle tables from **`lifecycle_db`** into **`pmo_db`** every hour
+(seed 002, replacing the `sync-lifecycle-data.ts` cron job).
+
+* Order keeps foreign keys valid: segments -> stages -> products -> stage history.
+* **Incremental** by `updated_at` (10 minute lookback for late commits); the cursor lives in
+  `pmo_db.sync_cursors` and moves with each committed batch.
+* **`full_refresh`** re-reads everything and then removes rows deleted at the source,
+  children before parents.
+* Rows `pmo_db` refuses (NULL name, unknown segment or stage, negative `harga`) go to
+  `pmo_db.sync_rejects` with the id and reason; up to `max_rejects` per table the rest still
+  lands, past it the task fails.
+* Every table run is recorded in `pmo_db.sync_log`. Clearing and rerunning any task is safe.
+"""
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param, chain, task
+
+from datasync.defaults import DEFAULT_ARGS, START_DATE
+from datasync.lifecycle import SOURCE_CONN, TABLES, TARGET_CONN
+from datasync.operators import SyncTableOperator
+
+with DAG(
+    dag_id="lifecycle_sync",
+    schedule="0 * * * *",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,  # runs would queue on the per-table locks anyway
+    default_args=DEFAULT_ARGS,
+    tags=["lifecycle", "pmo", "sync"],
+    doc_md=__doc__,
+    params={
+        "full_refresh": Param(False, type="boolean", title="Full refresh",
+                              description="Re-read every row and delete target rows that the source no longer has."),
+        "max_rejects": Param(25, type="integer", minimum=0, title="Max rejects per table",
+                             description="Rows pmo_db may refuse before a table's task fails."),
+    },
+):
+    syncs = [
+        SyncTableOperator(
+            task_id=f"sync_{t.name}",
+            source_conn_id=SOURCE_CONN,
+            source_table=t.source,
+            target_conn_id=TARGET_CONN,
+            target_table=t.target,
+            key=["id"],
+            cursor_column="updated_at",
+            mode="{{ 'full' if params.full_refresh else 'incremental' }}",
+            delete_missing=False,  # deletes run after all upserts, children first (below)
+            lookback=timedelta(minutes=10),
+            max_rejects="{{ params.max_rejects }}",
+        )
+        for t in TABLES
+    ]
+
+    @task.short_circuit(task_id="full_refresh_requested")
+    def full_refresh_requested(params=None) -> bool:
+        return bool(params["full_refresh"])
+
+    prunes = [
+        SyncTableOperator(
+            task_id=f"prune_{t.name}",
+            source_conn_id=SOURCE_CONN,
+            source_table=t.source,
+            target_conn_id=TARGET_CONN,
+            target_table=t.target,
+            key=["id"],
+            mode="prune",
+        )
+        for t in reversed(TABLES)
+    ]
+    chain(*syncs, full_refresh_requested(), *prunes)
