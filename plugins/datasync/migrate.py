@@ -57,7 +57,7 @@ class Target:
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("tidb", "tidb_ops", "mysql"),
+        Target("tidb", "tidb_ops", "mysql", repeatables=("datasync.ptmmm.kpi:procedure_migrations",)),
         Target("supabase", "supabase_ptmmm", POSTGRES),
         Target("lifecycle", "lifecycle_db", POSTGRES),
         Target("pmo", "pmo_db", POSTGRES),
