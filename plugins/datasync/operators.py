@@ -64,7 +64,7 @@ class SyncTableOperator(BaseOperator):
         sync_name: str | None = None,
         lookback: dt.timedelta | float = dt.timedelta(0),
         safety_lag: dt.timedelta | float = dt.timedelta(0),
-        batch_size: int = 10_000,
+        batch_size: int = 100_000,
         max_rejects: int = 0,
         lock_wait_seconds: float = 60,
         delete_missing: bool = True,
@@ -121,7 +121,7 @@ class UpsertOperator(BaseOperator):
         source_conn_id: str | None = None,
         sql: str | None = None,
         sync_name: str | None = None,
-        batch_size: int = 10_000,
+        batch_size: int = 100_000,
         max_rejects: int = 0,
         **kwargs,
     ) -> None:

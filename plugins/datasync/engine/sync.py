@@ -56,7 +56,7 @@ class SyncSpec:
     mode: Mode = "incremental"
     lookback: Any = dt.timedelta(0)  # timedelta for time cursors, a number for numeric ones
     safety_lag: dt.timedelta = dt.timedelta(0)
-    batch_size: int = 10_000
+    batch_size: int = 100_000  # rows per page: one transaction (incremental) and one round of COPY
     max_rejects: int = 0
     lock_wait_seconds: float = 60.0
     delete_missing: bool = True  # full mode: delete target rows the source no longer has
@@ -119,8 +119,12 @@ class SyncRun:
                 self.columns.append(k)
         if spec.cursor_column and spec.cursor_column not in self.columns:
             self.columns.append(spec.cursor_column)
+        self.unique_keys = False
         if isinstance(source, SqlSource):
             source.check_columns(self.columns)
+            if source.table:  # the source's own primary key rules out duplicates in a page
+                pk = TableInfo.load(source.open(), source.table).primary_key
+                self.unique_keys = bool(pk) and set(pk) == set(spec.key)
         elif isinstance(source, RowsSource):
             missing = [c for c in self.columns if c not in source.columns]
             if missing:
@@ -200,7 +204,7 @@ class SyncRun:
         is_time = self.table.columns[spec.cursor_column].data_type.startswith(("timestamp", "datetime"))
         upper = run_start - spec.safety_lag if is_time else None
         window = Window(order=self.order, cursor_column=spec.cursor_column, lower=_minus(pos.value, spec.lookback), upper=upper)
-        writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column)
+        writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, unique_keys=self.unique_keys)
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
                 self._check_rejects(rejects)
@@ -217,7 +221,8 @@ class SyncRun:
 
     def full(self) -> Position:
         spec = self.spec
-        writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, track_seen=True)
+        writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, track_seen=True,
+                            unique_keys=self.unique_keys)
         top = None
         try:
             for counts, rejects, _last in self._pages(writer, Window(order=self.order)):

@@ -21,10 +21,11 @@ class Writer:
     transaction. ``track_seen`` remembers every key written so a full refresh can delete the rest."""
 
     def __init__(self, db: Database, table: TableInfo, columns: list[str], key: list[str],
-                 cursor_column: str | None = None, track_seen: bool = False):
+                 cursor_column: str | None = None, track_seen: bool = False, unique_keys: bool = False):
         self.db, self.table, self.columns, self.key = db, table, columns, key
         self.cursor_column = cursor_column
         self.track_seen = track_seen
+        self.unique_keys = unique_keys  # the source guarantees one row per key: no de-duplication pass
         self.key_idx = [columns.index(k) for k in key]
         self.q = db.quote
         self.target = ".".join(db.quote(p) for p in table.name.split("."))
@@ -164,7 +165,6 @@ class PostgresWriter(Writer):
         keys = ", ".join(self.q(k) for k in self.key)
         # Typed like the target but without its constraints: COPY parses, the merge judges.
         self.db.execute(f"CREATE TEMP TABLE {self.stage} AS SELECT {cols} FROM {self.target} WITH NO DATA")
-        self.db.execute(f"ALTER TABLE {self.stage} ADD COLUMN _ds_seq BIGSERIAL")
         if self.track_seen:
             self.db.execute(f"CREATE TEMP TABLE {self.seen} AS SELECT {keys} FROM {self.target} WITH NO DATA")
         self.db.commit()
@@ -178,7 +178,7 @@ class PostgresWriter(Writer):
         order = [q(k) for k in self.key]
         if self.cursor_column:
             order.append(f"{q(self.cursor_column)} DESC NULLS LAST")
-        order.append("_ds_seq DESC")
+        order.append("ctid DESC")  # a freshly truncated heap keeps input order: the last one wins
         rest = [c for c in self.columns if c not in self.key]
 
         def cmp(prefix: str, c: str) -> str:  # json has no equality operator; jsonb does
@@ -192,8 +192,13 @@ class PostgresWriter(Writer):
         else:
             conflict = "DO NOTHING"
         seen = f", seen AS (INSERT INTO {self.seen} ({keys}) SELECT {keys} FROM src)" if self.track_seen else ""
+        pick = (
+            f"SELECT {cols} FROM {self.stage}"
+            if self.unique_keys
+            else f"SELECT DISTINCT ON ({keys}) {cols} FROM {self.stage} ORDER BY {', '.join(order)}"
+        )
         return (
-            f"WITH src AS (SELECT DISTINCT ON ({keys}) {cols} FROM {self.stage} ORDER BY {', '.join(order)}){seen}, "
+            f"WITH src AS ({pick}){seen}, "
             f"up AS (INSERT INTO {self.target} AS t ({cols}) SELECT {cols} FROM src ON CONFLICT ({keys}) {conflict} "
             "RETURNING (xmax = 0) AS inserted) "
             f"SELECT (SELECT count(*) FROM {self.stage}), (SELECT count(*) FROM src), "
@@ -247,7 +252,7 @@ class PostgresWriter(Writer):
         with source_cursor.copy(copy_sql, params) as out, cur.copy(self._copy_in()) as into:
             for block in out:
                 into.write(block)
-        cur.execute(f"SELECT {', '.join(self.q(c) for c in order)} FROM {self.stage} ORDER BY _ds_seq DESC LIMIT 1")
+        cur.execute(f"SELECT {', '.join(self.q(c) for c in order)} FROM {self.stage} ORDER BY ctid DESC LIMIT 1")
         last = cur.fetchone()
         return self._run_merge(cur), last
 
@@ -286,14 +291,26 @@ def _with_json(row: tuple, idx: list[int]) -> tuple:
 
 
 # ---- MySQL / MariaDB / TiDB ----------------------------------------------------------------------
-def _mysql_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return value
+def _install_encoders(conn) -> None:
+    """Teach this mysqlclient connection the values other sources hand us (once per connection;
+    escaping stays inside the driver instead of a Python pass over every value)."""
+    from MySQLdb.converters import DateTime2literal
+
+    enc = conn.encoders
+    if enc.get(uuid.UUID):
+        return
+
+    def as_text(text: str, mapping) -> bytes:
+        return conn.string_literal(text.encode(conn.encoding))
+
+    def aware_datetime(value, mapping):  # DATETIME holds UTC without a zone
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return DateTime2literal(value, mapping)
+
+    enc[dt.datetime] = aware_datetime
+    enc[uuid.UUID] = lambda value, mapping: as_text(str(value), mapping)
+    enc[dict] = lambda value, mapping: as_text(json.dumps(value), mapping)
 
 
 class MySqlWriter(Writer):
@@ -307,6 +324,9 @@ class MySqlWriter(Writer):
         self.insert_sql = f"INSERT INTO {self.target} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {update}"
         self.cursor_idx = self.columns.index(self.cursor_column) if self.cursor_column else None
         self.seen = f"_ds_seen_{uuid.uuid4().hex[:8]}"
+        _install_encoders(self.db.conn)
+        # mysqlclient spells a list as a tuple literal, so JSON arrays become text first.
+        self.json_idx = [i for i, c in enumerate(self.columns) if self.table.columns[c].is_json]
         if self.track_seen:
             key_defs = ", ".join(f"{q(k)} {self.table.columns[k].column_type or self.table.columns[k].data_type}" for k in self.key)
             self.db.execute(f"CREATE TEMPORARY TABLE {self.seen} ({key_defs}, PRIMARY KEY ({', '.join(q(k) for k in self.key)}))")
@@ -326,20 +346,20 @@ class MySqlWriter(Writer):
         q = self.q
         if len(self.key) == 1:
             where = f"{q(self.key[0])} IN ({', '.join(['%s'] * len(keys))})"
-            params = [_mysql_value(k[0]) for k in keys]
+            params = [k[0] for k in keys]
         else:
             one = "(" + ", ".join(["%s"] * len(self.key)) + ")"
             where = f"({', '.join(q(k) for k in self.key)}) IN ({', '.join([one] * len(keys))})"
-            params = [_mysql_value(v) for k in keys for v in k]
+            params = [v for k in keys for v in k]
         return self.db.fetchone(f"SELECT COUNT(*) FROM {self.target} WHERE {where}", params)[0]
 
     def _merge(self, rows: list[tuple]) -> Counts:
-        unique = self._dedupe(rows)
+        unique = rows if self.unique_keys else self._dedupe(rows)
         keys = [self.key_of(r) for r in unique]
         existing = self._existing(keys)
         cur = self.db.cursor()
         # Without CLIENT_FOUND_ROWS MySQL reports 1 per insert, 2 per update and 0 per unchanged row.
-        cur.executemany(self.insert_sql, [tuple(_mysql_value(v) for v in r) for r in unique])
+        cur.executemany(self.insert_sql, [_with_json(r, self.json_idx) for r in unique] if self.json_idx else unique)
         affected = cur.rowcount
         if self.track_seen:
             self.mark_seen(keys)
@@ -352,7 +372,7 @@ class MySqlWriter(Writer):
         cols = ", ".join(self.q(k) for k in self.key)
         marks = ", ".join(["%s"] * len(self.key))
         self.db.cursor().executemany(
-            f"INSERT IGNORE INTO {self.seen} ({cols}) VALUES ({marks})", [tuple(_mysql_value(v) for v in k) for k in keys]
+            f"INSERT IGNORE INTO {self.seen} ({cols}) VALUES ({marks})", keys
         )
 
     def delete_unseen(self) -> int:

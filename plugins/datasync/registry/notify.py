@@ -1,0 +1,101 @@
+"""Alerts for sources that enter status ``error``: an Airflow notifier.
+
+``RegistryAlertNotifier`` always writes one log line (``REGISTRY ALERT: ...``). When the Airflow
+connection ``registry_alerts`` exists it also delivers the alert:
+
+* ``smtp`` / ``email`` connection: host, port, login, password; extra ``{"to": [...], "from": ...,
+  "starttls": true|false, "ssl": false}``;
+* ``http`` / ``https`` connection: a JSON POST to ``<scheme>://host[:port]/<schema>`` (extra
+  ``endpoint`` appends a path); a password is sent as ``Authorization: Bearer <password>``.
+
+Delivery problems are logged and swallowed: the source has already failed, and a broken mail
+relay must not turn one failure into two.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+from email.message import EmailMessage
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+ALERT_CONN_ID = "registry_alerts"
+
+
+class RegistryAlertNotifier(BaseNotifier):
+    # Nothing is templated: the message quotes error text from sources, which may contain "{{ ... }}"
+    # (an unresolvable placeholder, say); rendering it with Jinja would be wrong and unsafe.
+    template_fields = ()
+
+    def __init__(self, *, subject: str, message: str, details: dict[str, Any] | None = None,
+                 conn_id: str = ALERT_CONN_ID) -> None:
+        super().__init__()
+        self.subject, self.message, self.details, self.conn_id = subject, message, details or {}, conn_id
+
+    def notify(self, context: Any) -> None:
+        self.log.warning("REGISTRY ALERT: %s | %s", self.subject, self.message)
+        conn = _optional_connection(self.conn_id)
+        if conn is None:
+            self.log.info("no Airflow connection '%s': the alert was only logged", self.conn_id)
+            return
+        kind = (conn.conn_type or "").lower()
+        try:
+            if kind in ("smtp", "email"):
+                self._send_mail(conn)
+            elif kind in ("http", "https"):
+                self._post(conn)
+            else:
+                self.log.warning("connection '%s' has type %r; use smtp or http", self.conn_id, conn.conn_type)
+                return
+        except Exception as exc:  # delivery is best effort, see the module docstring
+            self.log.error("could not deliver the registry alert through '%s': %s: %s",
+                           self.conn_id, type(exc).__name__, exc)
+            return
+        self.log.info("registry alert delivered through '%s' (%s)", self.conn_id, kind)
+
+    def _send_mail(self, conn: Any) -> None:
+        extra = conn.extra_dejson or {}
+        to = extra.get("to") or []
+        to = [to] if isinstance(to, str) else list(to)
+        if not to:
+            raise ValueError("extra 'to' lists no recipient")
+        msg = EmailMessage()
+        msg["Subject"] = f"[datasync registry] {self.subject}"
+        msg["From"] = extra.get("from") or conn.login or "airflow@localhost"
+        msg["To"] = ", ".join(to)
+        msg.set_content(self.message + "\n\n" + json.dumps(self.details, indent=2, default=str))
+        smtp_cls = smtplib.SMTP_SSL if extra.get("ssl") else smtplib.SMTP
+        with smtp_cls(conn.host or "localhost", int(conn.port or (465 if extra.get("ssl") else 25)), timeout=30) as smtp:
+            if extra.get("starttls") and not extra.get("ssl"):
+                smtp.starttls()
+            if conn.login and conn.password:
+                smtp.login(conn.login, conn.password)
+            smtp.send_message(msg)
+
+    def _post(self, conn: Any) -> None:
+        import requests
+
+        extra = conn.extra_dejson or {}
+        host = str(conn.host or "")
+        if "://" not in host:
+            host = f"{'https' if conn.conn_type == 'https' else 'http'}://{host}"
+        url = host.rstrip("/") + (f":{conn.port}" if conn.port else "")
+        path = "/".join(p.strip("/") for p in (conn.schema or "", extra.get("endpoint") or "") if p)
+        url = f"{url}/{path}" if path else url
+        headers = {"Content-Type": "application/json"}
+        if conn.password:
+            headers["Authorization"] = f"Bearer {conn.password}"
+        body = {"subject": self.subject, "message": self.message, **self.details}
+        response = requests.post(url, data=json.dumps(body, default=str), headers=headers, timeout=30)
+        response.raise_for_status()
+
+
+def _optional_connection(conn_id: str) -> Any:
+    from airflow.sdk import BaseHook
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except Exception:  # not defined: alerts are logged only
+        return None
