@@ -125,11 +125,12 @@ def engine_sync(src: str, tgt: str, mode: str = "incremental", batch: int = 50_0
 
 
 def raw_copy(src_db: str, tgt_db: str) -> None:
+    from datasync.engine.writers import pipe
+
     with pg(src_db) as s, pg(tgt_db) as t:
         t.execute("TRUNCATE items")
         with s.cursor().copy(f"COPY (SELECT {COLS} FROM items) TO STDOUT") as out, t.cursor().copy(f"COPY items ({COLS}) FROM STDIN") as into:
-            for block in out:
-                into.write(block)
+            pipe(out, into)  # the same buffered relay the engine uses
 
 
 def insert_rows_baseline(src_conn: str, tgt_conn: str, tgt_kind: str, rows: int) -> float:

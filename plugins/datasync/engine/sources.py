@@ -94,7 +94,22 @@ class SqlSource:
             return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return value
 
-    def page_sql(self, columns: list[str], window: Window, limit: int) -> tuple[str, list[Any]]:
+    def page_end(self, window: Window, limit: int) -> tuple[tuple | None, bool]:
+        """The ``window.order`` values of the last row of the next page (an index-only read),
+        and whether the page is full. (None, False) when nothing is left."""
+        db = self.open()
+        sql, params = self.page_sql(window.order, window, limit)
+        row = db.fetchone(sql.replace(f" LIMIT {int(limit)}", f" LIMIT 1 OFFSET {int(limit) - 1}"), params)
+        full = row is not None
+        if row is None:
+            sql, params = self.page_sql(window.order, window, 1, descending=True)
+            row = db.fetchone(sql, params)
+        db.commit()
+        return (tuple(row) if row else None), full
+
+    def page_sql(self, columns: list[str], window: Window, limit: int | None, *, through: tuple | None = None,
+                 descending: bool = False) -> tuple[str, list[Any]]:
+        """SELECT of the next page: ``limit`` rows, or every row up to and including ``through``."""
         db = self.open()
         q = db.quote
         where, params = [], []
@@ -109,16 +124,21 @@ class SqlSource:
         if window.after is not None:
             where.append("(" + keyset_after([q(c) for c in window.order]) + ")")
             params += [self._param(v) for v in keyset_params(list(window.after))]
+        if through is not None:
+            where.append("NOT (" + keyset_after([q(c) for c in window.order]) + ")")
+            params += [self._param(v) for v in keyset_params(list(through))]
+        direction = " DESC" if descending else ""
         sql = (
             f"SELECT {', '.join(q(c) for c in columns)} FROM {self._from()}"
             + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY {', '.join(q(c) for c in window.order)} LIMIT {int(limit)}"
+            + f" ORDER BY {', '.join(q(c) + direction for c in window.order)}"
+            + (f" LIMIT {int(limit)}" if limit else "")
         )
         return sql, params
 
-    def fetch_page(self, columns: list[str], window: Window, limit: int) -> list[tuple]:
+    def fetch_page(self, columns: list[str], window: Window, limit: int | None, through: tuple | None = None) -> list[tuple]:
         db = self.open()
-        sql, params = self.page_sql(columns, window, limit)
+        sql, params = self.page_sql(columns, window, limit, through=through)
         rows = db.fetchall(sql, params)
         db.commit()  # no long transaction on the source between pages
         return rows

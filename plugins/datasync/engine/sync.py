@@ -134,6 +134,11 @@ class SyncRun:
         self.order = ([spec.cursor_column] if spec.cursor_column and spec.mode == "incremental" else []) + list(spec.key)
 
     # -- pages ---------------------------------------------------------------------------------
+    def _target_empty(self) -> bool:
+        empty = self.db.fetchone(f"SELECT NOT EXISTS (SELECT 1 FROM {'.'.join(self.db.quote(p) for p in self.table.name.split('.'))})")[0]
+        self.db.commit()
+        return bool(empty)
+
     def _passthrough(self) -> bool:
         return isinstance(self.source, SqlSource) and self.source.open().is_postgres and self.db.is_postgres
 
@@ -155,26 +160,29 @@ class SyncRun:
         key_pos = [self.columns.index(c) for c in self.order]
         while True:
             if self._passthrough():
-                sql, params = src.page_sql(self.columns, window, spec.batch_size)
+                # Find the page's last row first, then COPY exactly the rows up to it.
+                last, full = src.page_end(window, spec.batch_size)
+                if last is None:
+                    return
+                sql, params = src.page_sql(self.columns, window, None, through=last)
                 sp = writer.savepoint()
                 try:
-                    counts, last = writer.merge_copy(src.open().cursor(), f"COPY ({sql}) TO STDOUT", params, self.order)
+                    counts = writer.copy_page(src.open().cursor(), f"COPY ({sql}) TO STDOUT", params)
                     src.open().commit()
                     rejects: list[Reject] = []
                 except Exception:
                     # Bad values stop COPY: read the same page as rows so each can be judged and named.
                     writer.rollback_to(sp)
                     src.open().rollback()
-                    rows = src.fetch_page(self.columns, window, spec.batch_size)
+                    rows = src.fetch_page(self.columns, window, None, through=last)
                     counts, rejects = writer.write(rows)
-                    last = tuple(rows[-1][i] for i in key_pos) if rows else None
-                n = counts.read
+                n = spec.batch_size if full else 0
             else:
                 rows = src.fetch_page(self.columns, window, spec.batch_size)
                 n = len(rows)
                 counts, rejects = writer.write(rows) if rows else (Counts(), [])
                 last = tuple(rows[-1][i] for i in key_pos) if rows else None
-            if n == 0:
+            if last is None:
                 return
             window.after = last
             cursor_value = last[0] if spec.cursor_column and spec.mode == "incremental" else None
@@ -205,6 +213,7 @@ class SyncRun:
         upper = run_start - spec.safety_lag if is_time else None
         window = Window(order=self.order, cursor_column=spec.cursor_column, lower=_minus(pos.value, spec.lookback), upper=upper)
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, unique_keys=self.unique_keys)
+        writer.direct = self.unique_keys and self._target_empty()
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
                 self._check_rejects(rejects)

@@ -26,6 +26,7 @@ class Writer:
         self.cursor_column = cursor_column
         self.track_seen = track_seen
         self.unique_keys = unique_keys  # the source guarantees one row per key: no de-duplication pass
+        self.direct = False  # set by the caller for an initial load into an empty table
         self.key_idx = [columns.index(k) for k in key]
         self.q = db.quote
         self.target = ".".join(db.quote(p) for p in table.name.split("."))
@@ -223,8 +224,8 @@ class PostgresWriter(Writer):
                 return row[0]
         return _column_of(exc)
 
-    def _copy_in(self) -> str:
-        return f"COPY {self.stage} ({', '.join(self.q(c) for c in self.columns)}) FROM STDIN"
+    def _copy_in(self, table: str | None = None) -> str:
+        return f"COPY {table or self.stage} ({', '.join(self.q(c) for c in self.columns)}) FROM STDIN"
 
     def _merge(self, rows: list[tuple]) -> Counts:
         self.db.execute(f"TRUNCATE {self.stage}")
@@ -244,17 +245,28 @@ class PostgresWriter(Writer):
         return Counts(read=read, inserted=inserted, updated=updated, unchanged=distinct - inserted - updated,
                       duplicates=read - distinct)
 
-    def merge_copy(self, source_cursor, copy_sql: str, params: Any, order: list[str]) -> tuple[Counts, tuple | None]:
-        """Postgres -> Postgres: stream ``COPY (query) TO STDOUT`` straight into the staging table
-        (no row ever becomes a Python object), merge, and return the last row's ``order`` values."""
+    def copy_page(self, source_cursor, copy_sql: str, params: Any) -> Counts:
+        """Postgres -> Postgres: stream ``COPY (query) TO STDOUT`` into this table without a row
+        ever becoming a Python object. An initial load into an empty table (``direct``) goes
+        straight into the target like a plain bulk load; otherwise, or if that fails, through
+        the staging table and the merge."""
+        if self.direct:
+            sp = self.savepoint()
+            try:
+                cur = self.db.cursor()
+                with source_cursor.copy(copy_sql, params) as out, cur.copy(self._copy_in(self.target)) as into:
+                    pipe(out, into)
+                return Counts(read=cur.rowcount, inserted=cur.rowcount)
+            except Exception:
+                # e.g. a duplicate key or a bad value: the staging path sorts it out from here on
+                self.rollback_to(sp)
+                source_cursor.connection.rollback()
+                self.direct = False
         self.db.execute(f"TRUNCATE {self.stage}")
         cur = self.db.cursor()
         with source_cursor.copy(copy_sql, params) as out, cur.copy(self._copy_in()) as into:
-            for block in out:
-                into.write(block)
-        cur.execute(f"SELECT {', '.join(self.q(c) for c in order)} FROM {self.stage} ORDER BY ctid DESC LIMIT 1")
-        last = cur.fetchone()
-        return self._run_merge(cur), last
+            pipe(out, into)
+        return self._run_merge(cur)
 
     def mark_seen(self, keys: list[tuple]) -> None:
         cols = ", ".join(self.q(k) for k in self.key)
@@ -276,6 +288,18 @@ class PostgresWriter(Writer):
             self.db.commit()
         except Exception:  # the session may be gone; temp tables die with it
             pass
+
+
+def pipe(out, into, chunk: int = 1 << 20) -> None:
+    """Copy COPY data across connections in ~1 MB writes (COPY TO yields one row per block)."""
+    buf = bytearray()
+    for block in out:
+        buf += block
+        if len(buf) >= chunk:
+            into.write(buf)
+            buf = bytearray()
+    if buf:
+        into.write(buf)
 
 
 def table_col(writer: Writer, name: str):
