@@ -60,6 +60,7 @@ class SyncSpec:
     max_rejects: int = 0
     lock_wait_seconds: float = 60.0
     delete_missing: bool = True  # full mode: delete target rows the source no longer has
+    bulk_load_empty: bool = True  # an initial load into an empty table COPYs straight in (Postgres)
 
     def __post_init__(self):
         check_table_name(self.target_table)
@@ -213,7 +214,7 @@ class SyncRun:
         upper = run_start - spec.safety_lag if is_time else None
         window = Window(order=self.order, cursor_column=spec.cursor_column, lower=_minus(pos.value, spec.lookback), upper=upper)
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, unique_keys=self.unique_keys)
-        writer.direct = self.unique_keys and self._target_empty()
+        writer.direct = spec.bulk_load_empty and self.unique_keys and self._target_empty()
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
                 self._check_rejects(rejects)
