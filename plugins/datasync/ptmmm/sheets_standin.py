@@ -9,7 +9,8 @@ It keeps spreadsheets as tabs of cell rows and implements what the PTMMM tasks u
 * ``GET  /v4/spreadsheets/{id}``                      titles of the tabs
 * ``POST /v4/spreadsheets/{id}:batchUpdate``          ``addSheet`` requests
 * ``GET  /v4/spreadsheets/{id}/values/{range}``       values, trailing empty cells and rows dropped
-* ``PUT  /v4/spreadsheets/{id}/values/{range}``       ``valueInputOption=RAW`` writes ("" empties a cell)
+* ``PUT  /v4/spreadsheets/{id}/values/{range}``       ``valueInputOption=RAW`` writes ("" empties a cell,
+  null leaves it)
 * ``POST /v4/spreadsheets/{id}/values/{range}:clear``
 
 Ranges are A1 notation (``Tab``, ``'My tab'!A1``, ``Tab!A2:P``). Errors use Google's JSON shape,
@@ -127,7 +128,7 @@ class SheetsStandIn:
             cells = row[c0:None if c1 is None else c1 + 1]
             while cells and cells[-1] in (None, ""):
                 cells = cells[:-1]
-            out.append([_formatted(v) if formatted else v for v in cells])
+            out.append(["" if v is None else _formatted(v) if formatted else v for v in cells])
         while out and not out[-1]:
             out.pop()
         return out
@@ -177,6 +178,8 @@ class SheetsStandIn:
                         grid.append([])
                     target = grid[r0 + i]
                     for j, value in enumerate(row):
+                        if value is None:  # as in the API: null leaves the cell as it is
+                            continue
                         while len(target) <= c0 + j:
                             target.append(None)
                         target[c0 + j] = None if value == "" else value
