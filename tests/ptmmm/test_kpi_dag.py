@@ -31,18 +31,15 @@ def nothing_written(ops_db, supabase_db) -> bool:
 def test_schedule_is_2300_wib_and_each_run_computes_the_day_before(dag):
     assert [t.task_id for t in dag.topological_sort()] == TASKS
     assert dag.max_active_runs == 1 and not dag.catchup
-    # a backfill's runs, one per firing time: each computes its own day, none twice, none skipped
-    from airflow.timetables.base import DataInterval, TimeRestriction
+    # a backfill enumerates runs like this: one per 23:00 WIB firing, each computing its own day
+    from airflow.serialization.serialized_objects import DagSerialization
 
-    restriction = TimeRestriction(earliest=pendulum.datetime(2025, 3, 8, tz="UTC"), latest=None, catchup=True)
-    last, days = None, []
-    for _ in range(4):
-        info = dag.timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
-        assert info.logical_date.in_timezone("Asia/Jakarta").strftime("%H:%M") == "23:00"
-        assert info.logical_date.in_timezone("UTC").hour == 16  # the cron job's 0 16 * * * UTC
-        days.append(daily.data_date_for({}, info.logical_date))
-        last = DataInterval(info.logical_date, info.logical_date)
-    assert days == [dt.date(2025, 3, 7) + n * ONE_DAY for n in range(4)]
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    infos = list(scheduler_dag.iter_dagrun_infos_between(pendulum.datetime(2025, 3, 2), pendulum.datetime(2025, 3, 12)))
+    assert {i.logical_date.in_timezone("Asia/Jakarta").strftime("%H:%M") for i in infos} == {"23:00"}
+    assert {i.logical_date.hour for i in infos} == {16}  # the cron job's 0 16 * * * UTC
+    days = [daily.data_date_for({}, i.logical_date) for i in infos]
+    assert days == [dt.date(2025, 3, 1) + n * ONE_DAY for n in range(10)]  # none twice, none skipped
     # the param wins; an empty param falls back to the logical date
     assert daily.data_date_for({"data_date": "2025-03-10"}, logical_for(DAY + 5 * ONE_DAY)) == DAY
     assert daily.data_date_for({"data_date": ""}, logical_for(DAY)) == DAY
