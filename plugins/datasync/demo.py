@@ -33,6 +33,7 @@ DEMO_DATABASES = {
 STEPS: list[str] = [
     "datasync.demo:migrate_step",
     "datasync.lifecycle:demo_step",
+    "datasync.ptmmm.demo:demo_step",
 ]
 
 
