@@ -12,7 +12,7 @@ from ptmmm_pipeline import (  # noqa: F401  (fixtures are found by name)
 )
 
 from datasync.ptmmm import daily, kpi
-from harness import load_dag, task_states
+from harness import load_dag, run_dag, task_states
 
 TASKS = ["validate_data_date", "check_ops_data", "run_kpi_etl", "check_kpi_quality", "mirror_to_supabase", "export_to_sheet"]
 
@@ -49,7 +49,7 @@ def test_schedule_is_2300_wib_and_each_run_computes_the_day_before(dag):
 @pytest.mark.parametrize("pipeline", ["procedure", "statements"], indirect=True)
 def test_scheduled_run_gives_the_worked_example_on_both_sides(dag, pipeline):
     ops_db, supabase_db = pipeline
-    result = run(dag, logical_date=logical_for(DAY))  # no params: the day before the run
+    result = run_dag(dag, logical_date=logical_for(DAY))  # no params: the day before the run
     states = task_states(result)
     assert result.state == "success", states
     assert states["export_to_sheet"] == "skipped"  # no google_sheets connection here
