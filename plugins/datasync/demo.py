@@ -34,6 +34,7 @@ STEPS: list[str] = [
     "datasync.demo:migrate_step",
     "datasync.lifecycle:demo_step",
     "datasync.ptmmm.demo:demo_step",
+    "datasync.registry.demo:demo_step",
 ]
 
 
@@ -76,21 +77,22 @@ def _uri(conn_id: str) -> str:
     return f"{PG if server == 'postgres' else MY}/{name}"
 
 
-def ensure_databases() -> None:
+def fresh_databases() -> None:
+    """Drop and recreate the demo databases, so every ``make demo`` shows a first run and a rerun."""
     import MySQLdb
     import psycopg
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as pg:
-        existing = {r[0] for r in pg.execute("SELECT datname FROM pg_database")}
         for server, name in DEMO_DATABASES.values():
-            if server == "postgres" and name not in existing:
+            if server == "postgres":
+                pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 pg.execute(f'CREATE DATABASE "{name}"')
-    host_port = MY.split("@", 1)[1]
-    host, port = host_port.split(":")
+    host, port = MY.split("@", 1)[1].split(":")
     my = MySQLdb.connect(host=host, port=int(port), user="root", password="")
     for server, name in DEMO_DATABASES.values():
         if server == "mysql":
-            my.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            my.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+            my.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     my.close()
 
 
@@ -109,7 +111,7 @@ def run_demo() -> int:
     for conn_id in DEMO_DATABASES:
         demo.env[f"AIRFLOW_CONN_{conn_id.upper()}"] = _uri(conn_id)
         os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = _uri(conn_id)
-    ensure_databases()
+    fresh_databases()
     demo.say("demo databases: " + ", ".join(f"{c} -> {_uri(c)}" for c in DEMO_DATABASES))
     for ref in STEPS:
         module, func = ref.split(":")
