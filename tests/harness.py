@@ -7,6 +7,7 @@ project-local SQLite metadata DB (``.airflow/test``).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,14 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+# The real DAGs, plus DAGs that exist only for tests (tests/dags), as two bundles: dag.test()
+# finds a DAG through its bundle.
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps([
+    {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+     "kwargs": {"path": str(REPO / "dags")}},
+    {"name": "test-dags", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+     "kwargs": {"path": str(REPO / "tests" / "dags")}},
+])
 
 import psycopg  # noqa: E402
 import MySQLdb  # noqa: E402
@@ -175,11 +184,12 @@ def run_dag(dag, conf: dict | None = None, logical_date=None, retries: int = 0):
             t.retries = saved[t.task_id]
 
 
-def load_dag(dag_id: str, file: str | None = None):
-    """Import a DAG from ``dags/`` the way the dag processor does (``dags/<dag_id>.py`` by default)."""
+def load_dag(dag_id: str, file: str | None = None, folder: Path = REPO / "dags"):
+    """Import a DAG the way the dag processor does (``dags/<dag_id>.py`` by default;
+    ``folder=REPO / "tests" / "dags"`` for DAGs that exist only for tests)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(REPO / "dags" / (file or f"{dag_id}.py")))
+    bag = DagBag(dag_folder=str(folder / (file or f"{dag_id}.py")))
     assert not bag.import_errors, bag.import_errors
     return bag.get_dag(dag_id)
 

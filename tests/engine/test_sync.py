@@ -189,11 +189,14 @@ def test_full_refresh_deletes_rows_gone_from_the_source(pair):
     assert [r[0] for r in items(tgt)] == [1, 3, 4, 6, 7]
 
 
-def test_two_runs_at_once_do_not_interleave(pg_source, pg_target):
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])  # advisory lock / GET_LOCK
+def test_two_runs_at_once_do_not_interleave(kind, pg_source, database_factory):
     from datasync.db import connected, named_lock
+    from engine_fixtures import bookkept
 
+    target = bookkept(database_factory(kind, "tgt"), "eng_tgt")
     create_items(pg_source)
-    create_items(pg_target)
+    create_items(target)
     held = threading.Event()
     release = threading.Event()
 
