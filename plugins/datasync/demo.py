@@ -35,6 +35,7 @@ STEPS: list[str] = [
     "datasync.lifecycle:demo_step",
     "datasync.ptmmm.demo:demo_step",
     "datasync.registry.demo:demo_step",
+    "datasync.tekmetric.demo:demo_step",
 ]
 
 
