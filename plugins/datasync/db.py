@@ -72,6 +72,15 @@ class Database:
         cur.close()
         return row
 
+    def fetchdicts(self, sql: str, params: Any = None) -> tuple[list[str], list[dict]]:
+        """Column names and rows as dicts; ends the read transaction."""
+        cur = self.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        cur.close()
+        self.commit()
+        return names, rows
+
     def commit(self) -> None:
         self.conn.commit()
 

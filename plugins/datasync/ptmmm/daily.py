@@ -203,15 +203,11 @@ def export_sheet(context: Mapping[str, Any], conn_id: str = OPS_CONN) -> dict:
 
 def sheet_rows(db, table: str, day: dt.date) -> tuple[list[str], list[dict]]:
     """The day's KPI rows with the warehouse code beside its id (people read codes)."""
-    cur = db.execute(
+    names, rows = db.fetchdicts(
         f"SELECT k.*, w.code AS warehouse_code FROM {table} k LEFT JOIN warehouses w ON w.id = k.warehouse_id "
         "WHERE k.data_date = %s ORDER BY w.code, k.warehouse_id",
         (day,),
     )
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    cur.close()
-    db.commit()
     kpi_columns = [n for n in names if n not in ("data_date", "warehouse_id", "org_id", "warehouse_code", "updated_at")]
     header = ["data_date", "org_id", "warehouse_id", "warehouse_code", *kpi_columns, "updated_at"]
     return header, rows

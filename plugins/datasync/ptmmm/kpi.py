@@ -410,13 +410,8 @@ def _stock_problems(where: str, row: dict) -> list[str]:
 def excluded_rows(db: Database, data_date) -> list[dict]:
     """The day's rows of ``kpi_daily_exclusions`` (what the KPIs left out, and why)."""
     day = _as_date(data_date)
-    cur = db.execute(
+    return db.fetchdicts(
         f"SELECT org_id, source_table, reason, row_count, example_id FROM {EXCLUSIONS_TABLE} "
         "WHERE data_date = %s ORDER BY org_id, source_table, reason",
         (day,),
-    )
-    names = [d[0] for d in cur.description]
-    rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    cur.close()
-    db.commit()
-    return rows
+    )[1]
