@@ -60,6 +60,7 @@ def registry_runner(dag_id: str, *, schedule: str, realtime: bool, tags: list[st
 
         @task(
             task_id="sync_source",
+            multiple_outputs=False,  # one XCom with the summary, not one per key (8x the API calls)
             map_index_template="{{ task.op_kwargs['source']['name'] }}",
             pool=runner.POOL,
             retries=1,  # the next cycle is minutes away: retry once, soon

@@ -4,6 +4,7 @@ sources, a loopback HTTP server, helper programs, and rerunning one cleared task
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -167,29 +168,47 @@ class _Collect(logging.Handler):
             self.lines.append(logging.Formatter().formatException(record.exc_info))
 
 
+class _Tee(io.TextIOBase):
+    """Stands in for sys.stdout/stderr while capturing. Loggers may keep a reference to whatever
+    sys.stdout was when they were first used (structlog does), so it is never closed: afterwards
+    it simply writes on to the stream it replaced."""
+
+    def __init__(self, original) -> None:
+        self.original, self.parts = original, None
+
+    def write(self, text: str) -> int:
+        if self.parts is not None:
+            self.parts.append(text)
+        return self.original.write(text) if self.parts is None else len(text)
+
+    def flush(self) -> None:
+        self.original.flush()
+
+
 @contextlib.contextmanager
 def captured_output() -> Iterator[Callable[[], str]]:
     """What a dag.test() run logs: every log record (task logs, tracebacks included) and
-    everything written to fd 1 and 2."""
+    everything written to sys.stdout/stderr and to fd 1 and 2."""
     collect = _Collect()
     root = logging.getLogger()
     root.addHandler(collect)
+    saved_streams = sys.stdout, sys.stderr
+    tees = [s if isinstance(s, _Tee) else _Tee(s) for s in saved_streams]
+    parts: list[str] = []
+    for tee in tees:
+        tee.parts = parts
+    sys.stdout, sys.stderr = tees
     with tempfile.TemporaryFile(mode="w+b") as sink:
-        sys.stdout.flush(), sys.stderr.flush()
         saved = os.dup(1), os.dup(2)
         os.dup2(sink.fileno(), 1), os.dup2(sink.fileno(), 2)
-        # under pytest, sys.stdout is pytest's own capture file, not fd 1
-        saved_streams = sys.stdout, sys.stderr
-        sys.stdout = sys.stderr = open(os.dup(sink.fileno()), "w", buffering=1, encoding="utf-8", closefd=True)
         text: list[str] = []
         try:
-            yield lambda: "\n".join(collect.lines) + "\n" + "".join(text)
+            yield lambda: "\n".join(collect.lines) + "\n" + "".join(parts) + "".join(text)
         finally:
             root.removeHandler(collect)
-            sys.stdout.flush()
-            sys.stdout.close()
+            for tee in tees:
+                tee.parts = None
             sys.stdout, sys.stderr = saved_streams
-            sys.stdout.flush(), sys.stderr.flush()
             os.dup2(saved[0], 1), os.dup2(saved[1], 2)
             os.close(saved[0]), os.close(saved[1])
             sink.seek(0)
@@ -248,6 +267,7 @@ def xcom_and_rendered_text(dag_id: str, run_id: str) -> str:
     with create_session() as session:
         xcoms = session.scalars(select(XComModel.value).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id)).all()
         rendered = session.scalars(select(RTIF.rendered_fields).where(RTIF.dag_id == dag_id, RTIF.run_id == run_id)).all()
+    assert xcoms and rendered, "the run stored no XCom or rendered fields to check"
     return json.dumps([xcoms, rendered], default=str)
 
 

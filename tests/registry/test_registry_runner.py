@@ -240,7 +240,9 @@ def test_secret_resolved_at_run_time_and_kept_out_of_every_record(world):
     assert "***" in world["reg"].history("api_500")[0]["error_message"]
     assert "Task failed with exception" in world["output"] and "HTTP 500" in world["output"]
     assert TOKEN not in world["output"]
-    assert TOKEN not in xcom_and_rendered_text(world["dag"].dag_id, world["run"].run_id)
+    stored_by_airflow = xcom_and_rendered_text(world["dag"].dag_id, world["run"].run_id)
+    assert '"source_id": "api_secret"' in stored_by_airflow and '"records_path"' not in stored_by_airflow
+    assert TOKEN not in stored_by_airflow
 
 
 def test_clearing_a_failed_instance_reruns_that_source_alone(world):

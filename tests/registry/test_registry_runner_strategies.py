@@ -221,3 +221,14 @@ def test_error_threshold_comes_from_param_then_variable(monkeypatch):
     assert runner.error_threshold(None) == 7
     monkeypatch.delenv("AIRFLOW_VAR_REGISTRY_ERROR_THRESHOLD")
     assert runner.error_threshold(None) == runner.DEFAULT_ERROR_THRESHOLD
+
+
+def test_unconfigured_google_sheet_is_skipped_not_failed(registry):
+    registry.add("sheet_src", "gsheet", [{"spreadsheet_id": "abc", "range": "Sheet1!A1:C",
+                                          "gcp_conn_id": "registry_test_no_such_gcp"}],
+                 [{"target_table": "sheet_tbl", "key_columns": ["id"], **MAPPING}])
+    summary = run("sheet_src")
+    assert summary["status"] == "skipped" and "is not configured" in summary["note"]
+    state = registry.state("sheet_src")
+    assert (state["status"], state["error_count"], state["last_sync"]) == ("active", 0, None)
+    assert state["next_sync"] is not None and registry.history("sheet_src") == []

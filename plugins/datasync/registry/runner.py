@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -542,9 +542,12 @@ class RegistryUpdate:
 
 
 def _record_outcome(db: Database, source: Source, error: str | None, *, final_attempt: bool,
-                    threshold: int) -> RegistryUpdate:
+                    threshold: int, skipped: bool = False) -> RegistryUpdate:
     """Part of the caller's transaction."""
-    if error is None:
+    if skipped:  # not configured in this deployment: nothing synced, nothing failed; look again later
+        row = db.fetchone("UPDATE data_source_registry SET next_sync = now() + make_interval(secs => refresh_interval) "
+                          "WHERE id = %s RETURNING error_count, status", (source.id,))
+    elif error is None:
         row = db.fetchone(
             "UPDATE data_source_registry SET last_sync = now(), next_sync = now() + make_interval(secs => refresh_interval), "
             "error_count = 0, last_error = NULL, status = CASE WHEN status = 'error' THEN 'active' ELSE status END "
@@ -564,10 +567,13 @@ def _record_outcome(db: Database, source: Source, error: str | None, *, final_at
 
 
 def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGISTRY_CONN_ID,
-               error_threshold: int = DEFAULT_ERROR_THRESHOLD, final_attempt: bool = True,
+               error_threshold: int | Callable[[], int] = DEFAULT_ERROR_THRESHOLD, final_attempt: bool = True,
                batch_size: int = DEFAULT_BATCH_SIZE, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Sync one source (every active mapping). Returns a summary (safe for XCom: counts and names,
-    never configuration); raises :class:`SourceSyncFailed` when any mapping failed."""
+    never configuration); raises :class:`SourceSyncFailed` when any mapping failed.
+
+    ``error_threshold`` may be a callable: it is only asked when a failure is counted (looking up
+    an Airflow Variable costs a round trip to the API server that a successful sync can skip)."""
     started = time.perf_counter()
     timings: dict[str, float] = defaultdict(float)
     db = registry_database(conn_id)
@@ -602,7 +608,10 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
                     db.execute("DELETE FROM data_source_sync_history WHERE id = %s", (history_id,)).close()
                 else:
                     _history_finish(db, history_id, outcome, connection_id, ms)
-            update = _record_outcome(db, source, error, final_attempt=final_attempt, threshold=error_threshold)
+            threshold = error_threshold() if callable(error_threshold) and error and final_attempt else error_threshold
+            update = _record_outcome(db, source, error, final_attempt=final_attempt,
+                                     threshold=threshold if isinstance(threshold, int) else DEFAULT_ERROR_THRESHOLD,
+                                     skipped=skipped)
             db.commit()  # history and registry land together
             timings["registry"] += time.perf_counter() - t
     except LockTimeout as exc:
@@ -677,7 +686,7 @@ def sync_task(source: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str
     try:
         summary = run_source(
             source["source_id"], run_id=context.get("run_id"),
-            error_threshold=error_threshold(params.get("error_threshold")),
+            error_threshold=lambda: error_threshold(params.get("error_threshold")),
             # retries of this task instance are one sync run; only its last attempt counts as a failure
             final_attempt=ti.try_number > ti.max_tries,
             batch_size=int(params.get("batch_size") or DEFAULT_BATCH_SIZE),
