@@ -22,6 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +52,12 @@ WAREHOUSE_CONN = "tekmetric_warehouse"
 POOL = "tekmetric_api"
 SYNC_PREFIX = "tekmetric_sync"
 UTC = dt.timezone.utc
+# Share of the rate limit the shop tasks use together: a lone limiter keeps 2 % for network jitter
+# at the edges of the server's window; limiters of shops reading at once also need room for their
+# independent phases lining up.
+HEADROOM = {1: 0.98}
+PARALLEL_HEADROOM = 0.95
+_DONE = object()
 
 
 @dataclass(frozen=True)
@@ -102,13 +110,21 @@ class SyncOptions:
         return _aware(cursor) - self.overlap
 
 
+class ReadCancelled(Exception):
+    """A read-ahead stopped because the slice being written failed or stopped the run."""
+
+
 class RecordingHook(TekmetricHook):
-    """The hook, keeping each page it reads while ``pages`` is a list (for tm_raw_payloads)."""
+    """The hook, keeping each page it reads while ``pages`` is a list (for tm_raw_payloads), and
+    stopping between pages once ``cancel`` is set. Serves one entity run at a time."""
 
     pages: list[tuple[str, dict, int, dict]] | None = None
+    cancel: threading.Event | None = None
 
     def iter_pages(self, path, params=None):
         for page, content, envelope in super().iter_pages(path, params):
+            if self.cancel is not None and self.cancel.is_set():
+                raise ReadCancelled(f"read of {path} cancelled")
             if self.pages is not None:
                 self.pages.append((path, {**(params or {}), "page": page}, page, envelope))
             yield page, content, envelope
@@ -178,7 +194,8 @@ def list_shops(hook: TekmetricHook, db: Database, shop_ids: list[int] | None = N
             log.warning("Shop %s (%s) has no timezone: its dates are UTC days until shops.timezone is set",
                         name, shop_id)
     active = [r for r in rows if r[3]]
-    share = 1.0 / max(1, min(len(active), api_concurrency))
+    parallel = max(1, min(len(active), api_concurrency))
+    share = HEADROOM.get(parallel, PARALLEL_HEADROOM) / parallel
     shops = [{"shop_id": r[0], "name": r[1], "timezone": r[2], "label": f"{r[1]} ({r[0]})", "api_share": share}
              for r in active]
     log.info("Shops to sync: %s", ", ".join(s["label"] for s in shops) or "none")
@@ -199,6 +216,7 @@ class EntityRun:
     counts: Counts = field(default_factory=Counts)
     rejects: list[Reject] = field(default_factory=list)
     details: dict = field(default_factory=dict)
+    _stats_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def name(self) -> str:
@@ -218,38 +236,75 @@ class EntityRun:
                  snapshots=0, touched_days=[], raw_pages=0)
         writer = RepairOrderSetWriter(self.db) if self.entity.name == "repair_orders" else make_writer(
             self.db, self.entity.name)
+        # The next slice is read while this one is written, so the API budget is not idle during
+        # database writes (at most one read slice waits: memory stays at a few slices).
+        ahead: queue.Queue = queue.Queue(maxsize=1)
+        cancel = threading.Event()
+        self.hook.cancel = cancel  # a read still running when this ends stops at its next page
+        reader = threading.Thread(target=self._read_ahead, args=(slices, ahead, cancel), daemon=True,
+                                  name=f"{self.name}:read-ahead")
+        reader.start()
         try:
-            for start, end in slices:
-                consistent = self._slice(shop, writer, start, end, pos)
+            while (item := ahead.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                start, end, records, consistent, pages = item
+                self._slice(shop, writer, start, end, records, consistent, pages, pos)
                 if not consistent:
                     d["inconsistent"].append([_text(start), _text(end)])
                     log.warning("%s: %s..%s kept shifting while read; its rows are written but the cursor stays at "
                                 "%s, so the next run reads it again", self.name, _text(start), _text(end), pos.value)
                     break
         finally:
+            cancel.set()
+            reader.join()
+            self.hook.cancel = None
             writer.close()
         d["cursor"] = _text(pos.value)
         return pos
 
-    def _read(self, start: dt.datetime | None, end: dt.datetime | None) -> tuple[list[dict], bool]:
+    def _read_ahead(self, slices, ahead: queue.Queue, cancel: threading.Event) -> None:
+        """Reader thread: each slice's records in order, then _DONE; an exception is handed over."""
+
+        def hand_over(item) -> bool:
+            while not cancel.is_set():
+                try:
+                    ahead.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for start, end in slices:
+                if cancel.is_set() or not hand_over((start, end, *self._read(start, end))):
+                    return
+            hand_over(_DONE)
+        except BaseException as exc:  # the writer raises it
+            hand_over(exc)
+
+    def _read(self, start: dt.datetime | None, end: dt.datetime | None) -> tuple[list[dict], bool, list]:
         self.hook.pages = [] if self.options.store_raw else None
         reads: list[WindowRead] = [self.hook.read_window(self.entity.path, self.shop_id, start, end)]
         if self.entity.deleted_filter:
             reads.append(self.hook.read_window(self.entity.path, self.shop_id, start, end, deleted=True))
-            self.details["deleted"] += len(reads[1].records)
+        pages, self.hook.pages = self.hook.pages or [], None
         merged: dict[Any, dict] = {}
         for read in reads:  # a record both changed and deleted in the window: the deleted copy is newer
             for record in read.records:
                 merged[record["id"]] = record
-            self.details["requests"] += read.stats.requests
-            self.details["pages"] += read.stats.pages
-            self.details["rereads"] += read.stats.rereads
-        self.details["windows"] += 1
-        return list(merged.values()), all(r.stats.consistent for r in reads)
+        with self._stats_lock:
+            d = self.details
+            d["deleted"] += len(reads[1].records) if len(reads) > 1 else 0
+            for read in reads:
+                d["requests"] += read.stats.requests
+                d["pages"] += read.stats.pages
+                d["rereads"] += read.stats.rereads
+            d["windows"] += 1
+        return list(merged.values()), all(r.stats.consistent for r in reads), pages
 
-    def _slice(self, shop: ShopContext, writer, start, end, pos: Position) -> bool:
-        records, consistent = self._read(start, end)
-        pages, self.hook.pages = self.hook.pages or [], None
+    def _slice(self, shop: ShopContext, writer, start, end, records: list[dict], consistent: bool, pages: list,
+               pos: Position) -> None:
         if self.entity.name == "repair_orders":
             counts, rejects = self._write_repair_orders(shop, writer, records)
         else:
@@ -279,7 +334,6 @@ class EntityRun:
                             (self.shop_id, self.entity.name, self.name))
         self.db.commit()
         log.info("%s: %s..%s: %s", self.name, _text(start) or "all", _text(end) or "now", counts.sentence())
-        return consistent
 
     def _write_simple(self, writer, records: list[dict]) -> tuple[Counts, list[Reject]]:
         mapper = SIMPLE_MAPPERS[self.entity.name]
