@@ -258,6 +258,11 @@ class Opened:
     connection: SourceConnection
     batches: Iterator[list[dict]]
     failures: list[str]
+    reader: Any = None  # the connector's generator: closing it releases its connection, file or process
+
+    def close(self) -> None:
+        if hasattr(self.reader, "close"):
+            self.reader.close()
 
     def note(self) -> str | None:
         if not self.failures:
@@ -286,7 +291,7 @@ def open_with_failover(source: Source, batch_size: int) -> Opened:
             continue
         if failures:
             log.warning("%s: served by %s connection '%s'", source.source_id, conn.role, conn.name)
-        return Opened(conn, chain([first] if first is not None else [], batches), failures)
+        return Opened(conn, chain([first] if first is not None else [], batches), failures, batches)
     if not_configured == len(candidates):
         raise SourceNotConfigured("; ".join(failures))
     raise SourceError("every connection failed: " + "; ".join(failures))
@@ -509,6 +514,8 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
         if feed is not None:
             outcome.counts = {"processed": feed.read, "rejected": feed.rejected}
         log.error("%s -> %s failed: %s", source.source_id, mapping.target_table, outcome.error)
+    if opened is not None:
+        opened.close()  # a source that failed half-way may still hold a server-side cursor
     if feed is not None and feed.rejects:
         _keep_rejects(db, name, run_id, feed.rejects)
     return outcome, opened.connection.id if opened else None, int((time.perf_counter() - started) * 1000)
