@@ -71,6 +71,11 @@ def snapshot_counts(warehouse) -> list[tuple]:
 def test_dag_backfill_then_incremental_matches_the_emulator(api, warehouse, dag, airflow_db):
     emu = api
     shop_a, shop_b = emu.store.shop_ids
+    api_tasks = {t.task_id for t in dag.tasks if t.pool == sync.POOL}
+    assert api_tasks == {"list_shops", "shop.employees", "shop.customers", "shop.vehicles", "shop.repair_orders"}
+    from airflow.models.pool import Pool
+
+    assert Pool.get_pool(sync.POOL) is None  # dag.test() runs without the pool in the metadata DB
     result = run_dag(dag, conf=BACKFILL)
     states = task_states(result)
     assert result.state == "success", states
@@ -237,6 +242,32 @@ def test_bad_money_and_lenient_values(api, warehouse):
     run_shop(shop)
     assert warehouse.query("SELECT count(*) FROM repair_orders WHERE ro_id = %s", (bad,)) == [(1,)]
     run_shop(shop, full_backfill=True)  # the part names the faults hid (their ROs did not change since)
+    assert_matches(emu, warehouse, [shop])
+
+
+def test_rows_the_database_refuses_hold_back_their_ro(api, warehouse):
+    emu = api
+    shop = emu.store.shop_ids[0]
+    ros = emu.store.records("repair-orders", shop)
+    unknown, negative = ros[1]["id"], ros[2]["id"]
+    # A status Tekmetric may add one day (the CHECK refuses the RO row itself)...
+    emu.store.tables["repair-orders"][unknown]["repairOrderStatus"] = {"id": 8, "code": "INVOICED", "name": "Invoiced"}
+    emu.store.update("repair-orders", unknown)
+    # ...and a labor line with a negative rate (the CHECK refuses a child row: the whole RO waits).
+    job = emu.store.tables["repair-orders"][negative]["jobs"][0]
+    job["labor"][0]["rate"] = -100
+    emu.store.update("repair-orders", negative)
+    out = run_shop(shop)["repair_orders"]
+    assert out["rejected"] == 2 and warehouse.query("SELECT count(*) FROM repair_orders") == [(68,)]
+    rejects = dict(warehouse.query("SELECT row_key, reason FROM sync_rejects WHERE table_name = 'repair_orders'"))
+    assert "repair_orders_status" in rejects[str(unknown)]
+    assert rejects[str(negative)].startswith(f"job_labor {job['labor'][0]['id']} of repair order {negative}: ")
+    assert warehouse.query("SELECT count(*) FROM jobs WHERE ro_id = ANY(%s)", ([unknown, negative],)) == [(0,)]
+    # Fixed in Tekmetric: both arrive with the next run, children included.
+    emu.store.update("repair-orders", unknown, repairOrderStatus=2)
+    job["labor"][0]["rate"] = 14500
+    emu.store.update("repair-orders", negative)
+    run_shop(shop)
     assert_matches(emu, warehouse, [shop])
 
 

@@ -193,6 +193,12 @@ def list_shops(hook: TekmetricHook, db: Database, shop_ids: list[int] | None = N
         elif tz == "UTC" and not readable[shop_id].get("timeZone"):
             log.warning("Shop %s (%s) has no timezone: its dates are UTC days until shops.timezone is set",
                         name, shop_id)
+    unreadable = db.fetchall("SELECT shop_id, name FROM shops WHERE sync_enabled AND NOT (shop_id = ANY(%s))",
+                             (list(readable),))
+    db.commit()
+    for shop_id, name in unreadable:
+        log.warning("Shop %s (%s) is in the shops table but not readable with this token (scope %s): skipped",
+                    name, shop_id, scope)
     active = [r for r in rows if r[3]]
     parallel = max(1, min(len(active), api_concurrency))
     share = HEADROOM.get(parallel, PARALLEL_HEADROOM) / parallel

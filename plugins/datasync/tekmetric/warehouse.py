@@ -431,9 +431,11 @@ class RepairOrderSetWriter:
                 break
             # The database refused a row of some ROs: take those ROs out whole and write the rest again.
             self.db.execute("ROLLBACK TO SAVEPOINT tm_ro_set")
-            bad = {_ro_of(r) for r in rejects}
-            result.rejects += [_as_ro_reject(r) for r in rejects]
-            changed = [r for r in changed if r.ro_id not in bad]
+            first: dict[Any, Reject] = {}  # one per RO: its own row's refusal comes before its children's
+            for reject in rejects:
+                first.setdefault(_ro_of(reject), _as_ro_reject(reject))
+            result.rejects += first.values()
+            changed = [r for r in changed if r.ro_id not in first]
         else:
             counts, children, replaced = Counts(), {}, {}
         self.db.execute("RELEASE SAVEPOINT tm_ro_set")
