@@ -158,6 +158,8 @@ def test_cost_rate_rules():
     assert SHOP.cost_rate(None) == (2500, "default")
     assert ShopContext(1, "x", "UTC", 2500).cost_rate(10004) == (2500, "default")  # nobody has a rate
     assert ShopContext(1, "x", "UTC", 0, {1: 2001, 2: 2000}).shop_avg_rate == 2001  # half a cent rounds up
+    left = ShopContext(1, "x", "UTC", 2500, {1: 4000, 2: 2000}, average_of=frozenset({2}))  # 1 has left
+    assert left.cost_rate(1) == (4000, "assigned") and left.cost_rate(3) == (2000, "shop_avg")
 
 
 @pytest.mark.parametrize("name, kind", [("Shop Supplies", "shop_supplies"), ("EPA / Environmental", "environmental"),

@@ -311,8 +311,9 @@ class EntityRun:
 
     def _slice(self, shop: ShopContext, writer, start, end, records: list[dict], consistent: bool, pages: list,
                pos: Position) -> None:
+        found: dict = {}  # what the slice wrote beyond counts (RO children, snapshots, ...), kept if it commits
         if self.entity.name == "repair_orders":
-            counts, rejects = self._write_repair_orders(shop, writer, records)
+            counts, rejects = self._write_repair_orders(shop, writer, records, found)
         else:
             counts, rejects = self._write_simple(writer, records)
         if self.counts.rejected + len(rejects) > self.options.max_rejects:
@@ -323,6 +324,7 @@ class EntityRun:
             raise RejectThresholdExceeded(self.name, self.rejects + rejects, self.options.max_rejects)
         self.counts.add(counts)
         self.rejects += rejects
+        self._note(found)
         state.write_rejects(self.db, self.name, self.run_id, rejects)
         if self.entity.full_read and consistent:
             seen = [r["id"] for r in records]
@@ -354,8 +356,8 @@ class EntityRun:
         counts.rejected = len(rejects) + len(refused)
         return counts, rejects + refused
 
-    def _write_repair_orders(self, shop: ShopContext, writer: RepairOrderSetWriter,
-                             records: list[dict]) -> tuple[Counts, list[Reject]]:
+    def _write_repair_orders(self, shop: ShopContext, writer: RepairOrderSetWriter, records: list[dict],
+                             found: dict) -> tuple[Counts, list[Reject]]:
         mapped, rejects = [], []
         now = dt.datetime.now(UTC)
         for record in records:
@@ -371,17 +373,20 @@ class EntityRun:
         rejects += result.rejects
         result.counts.read = len(records)
         result.counts.rejected = len(rejects)
-        d = self.details
-        for table, n in result.children.items():
-            d["children"][table] = d["children"].get(table, 0) + n
         tolerance = self.options.tolerance_cents
         snaps = metrics.auto_snapshots(self.db, result.written, run_id=self.run_id, tolerance=tolerance)
-        d["snapshots"] += len(snaps)
-        for ro_id, variance in metrics.variances(self.db, result.written, tolerance).items():
-            d["variances"][str(ro_id)] = variance
         metrics.mark_stale(self.db, self.shop_id, result.touched_days)
-        d["touched_days"] = sorted(set(d["touched_days"]) | {day.isoformat() for day in result.touched_days})
+        found.update(children=result.children, snapshots=len(snaps), touched_days=result.touched_days,
+                     variances=metrics.variances(self.db, result.written, tolerance))
         return result.counts, rejects
+
+    def _note(self, found: dict) -> None:
+        d = self.details
+        for table, n in found.get("children", {}).items():
+            d["children"][table] = d["children"].get(table, 0) + n
+        d["snapshots"] += found.get("snapshots", 0)
+        d["variances"].update({str(ro_id): v for ro_id, v in found.get("variances", {}).items()})
+        d["touched_days"] = sorted(set(d["touched_days"]) | {day.isoformat() for day in found.get("touched_days", ())})
 
     def _store_pages(self, pages: list[tuple[str, dict, int, dict]]) -> None:
         if not pages:

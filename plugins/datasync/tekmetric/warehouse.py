@@ -94,6 +94,8 @@ class ShopContext:
     timezone: str
     default_cost_rate: int  # cents/hour
     tech_rates: dict[int, int] = field(default_factory=dict)  # employee -> assigned cents/hour
+    # employees whose rate makes the shop average (active technicians); None: all of tech_rates
+    average_of: frozenset[int] | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -101,8 +103,8 @@ class ShopContext:
 
     @property
     def shop_avg_rate(self) -> int | None:
-        """The average assigned rate of the shop's technicians, rounded to a cent (half up)."""
-        rates = list(self.tech_rates.values())
+        """The average assigned rate of the shop's active technicians, rounded to a cent (half up)."""
+        rates = [r for e, r in self.tech_rates.items() if self.average_of is None or e in self.average_of]
         if not rates:
             return None
         return int((Decimal(sum(rates)) / len(rates)).quantize(Decimal(1), ROUND_HALF_UP))
@@ -137,12 +139,15 @@ def load_shop(db: Database, shop_id: int) -> ShopContext:
     if row is None:
         db.commit()
         raise LookupError(f"shop {shop_id} is not in the shops table; list_shops adds the shops the token can read")
+    # An assigned rate applies to whoever is named on the work (also someone who left since);
+    # the shop average is over the active technicians.
     rates = db.fetchall(
-        "SELECT employee_id, hourly_cost_cents FROM employees WHERE shop_id = %s AND status = 'ACTIVE' "
-        "AND can_perform_work AND hourly_cost_cents IS NOT NULL", (shop_id,))
+        "SELECT employee_id, hourly_cost_cents, status = 'ACTIVE' AND can_perform_work FROM employees "
+        "WHERE shop_id = %s AND hourly_cost_cents IS NOT NULL", (shop_id,))
     db.commit()
     _zone(row[1])
-    return ShopContext(shop_id, row[0], row[1], int(row[2]), {int(e): int(r) for e, r in rates})
+    return ShopContext(shop_id, row[0], row[1], int(row[2]), {int(e): int(r) for e, r, _ in rates},
+                       frozenset(int(e) for e, _, active in rates if active))
 
 
 # ---- value helpers -------------------------------------------------------------------------------
