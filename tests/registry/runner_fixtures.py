@@ -221,7 +221,7 @@ def rerun_cleared(dag, dag_run, task_id: str, map_index: int):
     only the cleared instance runs, with the input the run stored when it expanded."""
     from sqlalchemy import select
 
-    from airflow.models.dagrun import DagRun
+    from airflow.models import DagRun  # metadata-DB model: tests emulate the UI's Clear
     from airflow.models.taskinstance import TaskInstance, clear_task_instances
     from airflow.sdk.definitions.dag import _run_task
     from airflow.serialization.serialized_objects import DagSerialization
