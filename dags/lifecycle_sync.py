@@ -13,6 +13,7 @@ Mirrors the product lifecycle tables from **`lifecycle_db`** into **`pmo_db`** e
   `pmo_db.sync_rejects` with the id and reason; up to `max_rejects` per table the rest still
   lands, past it the task fails.
 * Every table run is recorded in `pmo_db.sync_log`. Clearing and rerunning any task is safe.
+* Tasks run in pool `db_sync` (create it in a real deployment; compose's init does).
 """
 
 from datetime import timedelta
@@ -52,6 +53,7 @@ with DAG(
             delete_missing=False,  # deletes run after all upserts, children first (below)
             lookback=timedelta(minutes=10),
             max_rejects="{{ params.max_rejects }}",
+            pool="db_sync",  # bounds concurrent database syncs across DAGs
         )
         for t in TABLES
     ]
@@ -69,6 +71,7 @@ with DAG(
             target_table=t.target,
             key=["id"],
             mode="prune",
+            pool="db_sync",
         )
         for t in reversed(TABLES)
     ]
