@@ -1,6 +1,5 @@
 """lifecycle_sync end to end: the real DAG through dag.test() against real Postgres."""
 
-import datetime as dt
 
 import pytest
 

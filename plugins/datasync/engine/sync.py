@@ -25,7 +25,7 @@ from datasync.engine import state
 from datasync.engine.sources import RowsSource, SqlSource, Window
 from datasync.engine.state import Counts, Position, Reject
 from datasync.engine.table import TableInfo, check_columns
-from datasync.engine.writers import PostgresWriter, batched, writer_for
+from datasync.engine.writers import batched, writer_for
 from datasync.identifiers import check_table_name
 
 log = logging.getLogger(__name__)

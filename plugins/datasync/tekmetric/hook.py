@@ -190,7 +190,7 @@ class TekmetricHook(BaseHook):
 
     def get_conn(self) -> requests.Session:
         """The underlying ``requests`` session (no auth on it: tokens go per request)."""
-        self.settings
+        self.settings  # read (and validate) the connection before handing out the session
         return self._session
 
     def close(self) -> None:
