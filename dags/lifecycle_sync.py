@@ -40,20 +40,19 @@ with DAG(
                              description="Rows pmo_db may refuse before a table's task fails."),
     },
 ):
+    # What every task shares; `db_sync` bounds concurrent database syncs across DAGs.
+    table_task = {"source_conn_id": SOURCE_CONN, "target_conn_id": TARGET_CONN, "key": ["id"], "pool": "db_sync"}
     syncs = [
         SyncTableOperator(
             task_id=f"sync_{t.name}",
-            source_conn_id=SOURCE_CONN,
             source_table=t.source,
-            target_conn_id=TARGET_CONN,
             target_table=t.target,
-            key=["id"],
             cursor_column="updated_at",
             mode="{{ 'full' if params.full_refresh else 'incremental' }}",
             delete_missing=False,  # deletes run after all upserts, children first (below)
             lookback=timedelta(minutes=10),
             max_rejects="{{ params.max_rejects }}",
-            pool="db_sync",  # bounds concurrent database syncs across DAGs
+            **table_task,
         )
         for t in TABLES
     ]
@@ -63,16 +62,7 @@ with DAG(
         return bool(params["full_refresh"])
 
     prunes = [
-        SyncTableOperator(
-            task_id=f"prune_{t.name}",
-            source_conn_id=SOURCE_CONN,
-            source_table=t.source,
-            target_conn_id=TARGET_CONN,
-            target_table=t.target,
-            key=["id"],
-            mode="prune",
-            pool="db_sync",
-        )
+        SyncTableOperator(task_id=f"prune_{t.name}", source_table=t.source, target_table=t.target, mode="prune", **table_task)
         for t in reversed(TABLES)
     ]
     chain(*syncs, full_refresh_requested(), *prunes)

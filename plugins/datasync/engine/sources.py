@@ -98,8 +98,8 @@ class SqlSource:
         """The ``window.order`` values of the last row of the next page (an index-only read),
         and whether the page is full. (None, False) when nothing is left."""
         db = self.open()
-        sql, params = self.page_sql(window.order, window, limit)
-        row = db.fetchone(sql.replace(f" LIMIT {int(limit)}", f" LIMIT 1 OFFSET {int(limit) - 1}"), params)
+        sql, params = self.page_sql(window.order, window, 1, offset=limit - 1)
+        row = db.fetchone(sql, params)
         full = row is not None
         if row is None:
             sql, params = self.page_sql(window.order, window, 1, descending=True)
@@ -108,7 +108,7 @@ class SqlSource:
         return (tuple(row) if row else None), full
 
     def page_sql(self, columns: list[str], window: Window, limit: int | None, *, through: tuple | None = None,
-                 descending: bool = False) -> tuple[str, list[Any]]:
+                 descending: bool = False, offset: int = 0) -> tuple[str, list[Any]]:
         """SELECT of the next page: ``limit`` rows, or every row up to and including ``through``."""
         db = self.open()
         q = db.quote
@@ -133,6 +133,7 @@ class SqlSource:
             + (f" WHERE {' AND '.join(where)}" if where else "")
             + f" ORDER BY {', '.join(q(c) + direction for c in window.order)}"
             + (f" LIMIT {int(limit)}" if limit else "")
+            + (f" OFFSET {int(offset)}" if offset else "")
         )
         return sql, params
 

@@ -315,8 +315,11 @@ def run_sync(
                     *([run_start] if spec.mode == "incremental" else [])
                 )
             except Exception as exc:
-                db.rollback()
-                state.log_finish(db, log_id, run.counts if run else Counts(), f"{type(exc).__name__}: {exc}"[:4000])
+                try:
+                    db.rollback()
+                    state.log_finish(db, log_id, run.counts if run else Counts(), f"{type(exc).__name__}: {exc}"[:4000])
+                except Exception:  # a dead target connection: the next run marks this row abandoned
+                    log.warning("%s: could not record the failure in sync_log", spec.name)
                 raise
             result = SyncResult(spec.name, spec.mode, run.counts, time.monotonic() - started, pos.value,
                                 {"rejects": [r.describe() for r in run.rejects[:20]]})

@@ -169,7 +169,7 @@ class PostgresWriter(Writer):
         if self.track_seen:
             self.db.execute(f"CREATE TEMP TABLE {self.seen} AS SELECT {keys} FROM {self.target} WITH NO DATA")
         self.db.commit()
-        self.json_idx = [i for i, c in enumerate(self.columns) if table_col(self, c).is_json]
+        self.json_idx = [i for i, c in enumerate(self.columns) if self.table.columns[c].is_json]
         self.merge_sql = self._merge_sql()
 
     def _merge_sql(self) -> str:
@@ -183,7 +183,7 @@ class PostgresWriter(Writer):
         rest = [c for c in self.columns if c not in self.key]
 
         def cmp(prefix: str, c: str) -> str:  # json has no equality operator; jsonb does
-            return f"{prefix}.{q(c)}::jsonb" if table_col(self, c).data_type == "json" else f"{prefix}.{q(c)}"
+            return f"{prefix}.{q(c)}::jsonb" if self.table.columns[c].data_type == "json" else f"{prefix}.{q(c)}"
 
         if rest:
             sets = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in rest)
@@ -300,10 +300,6 @@ def pipe(out, into, chunk: int = 1 << 20) -> None:
             buf = bytearray()
     if buf:
         into.write(buf)
-
-
-def table_col(writer: Writer, name: str):
-    return writer.table.columns[name]
 
 
 def _with_json(row: tuple, idx: list[int]) -> tuple:
