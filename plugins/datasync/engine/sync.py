@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from datasync.db import Database, connect, named_lock
+from datasync.db import Database, connect
 from datasync.engine import state
 from datasync.engine.sources import RowsSource, SqlSource, Window
 from datasync.engine.state import Counts, Position, Reject
@@ -199,10 +199,15 @@ class SyncRun:
             self.counts.rejected += len(rejects)
             raise RejectThresholdExceeded(self.spec.name, self.rejects + rejects, self.spec.max_rejects)
 
-    def _accept(self, counts: Counts, rejects: list[Reject]) -> None:
+    def _accept(self, counts: Counts, rejects: list[Reject], writer) -> None:
         self.counts.add(counts)
         self.rejects += rejects
         state.write_rejects(self.db, self.spec.name, self.run_id, rejects)
+        repeated = writer.take_repeated()
+        if counts.duplicates:
+            shown = ", ".join(f"key {k[0] if len(k) == 1 else k!r} ({n} times)" for k, n in repeated)
+            log.warning("%s: %d row(s) repeated a key already in the same page; the newest (else the last) of each "
+                        "was kept%s", self.spec.name, counts.duplicates, f": {shown}" if shown else "")
 
     # -- modes ---------------------------------------------------------------------------------
     def incremental(self, run_start: dt.datetime) -> Position:
@@ -218,7 +223,7 @@ class SyncRun:
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
                 self._check_rejects(rejects)
-                self._accept(counts, rejects)
+                self._accept(counts, rejects, writer)
                 if value is not None and _newer(value, pos.value):
                     pos.value, pos.key = value, tuple(key) if key is not None else None
                 pos.rows_synced += counts.inserted + counts.updated
@@ -237,7 +242,7 @@ class SyncRun:
         try:
             for counts, rejects, _last in self._pages(writer, Window(order=self.order)):
                 self._check_rejects(rejects)
-                self._accept(counts, rejects)
+                self._accept(counts, rejects, writer)
             if spec.delete_missing:
                 self.counts.deleted = writer.delete_unseen()
             pos = state.read_cursor(self.db, spec.name)
@@ -282,7 +287,7 @@ class SyncRun:
         try:
             for counts, rejects, (value, _key) in self._pages(writer, Window(order=self.order)):
                 self._check_rejects(rejects)
-                self._accept(counts, rejects)
+                self._accept(counts, rejects, writer)
                 if spec.cursor_column and value is not None and _newer(value, pos.value):
                     pos.value = value
                     state.write_cursor(self.db, spec.name, pos)
@@ -306,7 +311,7 @@ def run_sync(
     run_start = run_start or dt.datetime.now(dt.timezone.utc)
     db = target or connect(target_conn_id)
     try:
-        with named_lock(db, f"datasync:sync:{spec.name}", spec.lock_wait_seconds):
+        with state.run_lock(db, spec.name, run_id, spec.mode, spec.lock_wait_seconds):
             log_id = state.log_start(db, spec.name, run_id, spec.mode)
             run = None
             try:
