@@ -87,7 +87,9 @@ def test_public_has_no_grant_and_row_level_security_is_on(supabase_like):
         assert rls, f"{table}: row-level security is off"
         entries = [e for e in acl.strip("{}").split(",") if e]
         assert not [e for e in entries if e.startswith("=") or e.split("=")[0] in API_ROLES], (table, acl)
-    assert db.query("SELECT count(*) FROM pg_policies WHERE tablename = ANY(%s)", (list(BOOKKEEPING),)) == [(0,)]
+    # no policy lets PUBLIC or an API role in (the tekmetric target has one for service_role)
+    assert db.query("SELECT count(*) FROM pg_policies WHERE tablename = ANY(%s) "
+                    "AND roles && ARRAY['public', 'anon', 'authenticated']::name[]", (list(BOOKKEEPING),)) == [(0,)]
     for seq in ("sync_log_id_seq", "sync_rejects_id_seq"):
         for role in API_ROLES:
             assert db.query("SELECT has_sequence_privilege(%s, %s, 'USAGE')", (role, seq)) == [(False,)]
@@ -98,6 +100,24 @@ def test_the_owner_still_syncs(supabase_like):
     db = supabase_like
     db.query("INSERT INTO sync_log (sync_name, mode, status) VALUES ('probe', 'full', 'success')")
     assert db.query("SELECT count(*) FROM sync_log WHERE sync_name = 'probe'") == [(1,)]
+
+
+def test_the_ledger_is_private_from_the_moment_it_exists(database_factory):
+    """The runner creates datasync_migrations before any migration runs (and Supabase's default
+    grants apply to it too): it is private at once, not only after common/postgres/002."""
+    from datasync.db import connected
+    from datasync.migrate import _ensure_ledger
+
+    db = database_factory("postgres", "ledger")
+    db.query(CREATE_API_ROLES)
+    for statement in SUPABASE_DEFAULTS.strip().split(";\n"):
+        db.query(statement)
+    db.bind("ledger_only")
+    with connected("ledger_only") as conn:
+        _ensure_ledger(conn)
+    for role in API_ROLES:
+        assert db.query("SELECT has_table_privilege(%s, 'datasync_migrations', 'SELECT')", (role,)) == [(False,)]
+    assert db.query("SELECT relrowsecurity FROM pg_class WHERE relname = 'datasync_migrations'") == [(True,)]
 
 
 # ---- identifiers from configuration ----------------------------------------------------------------
