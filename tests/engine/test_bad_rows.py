@@ -1,7 +1,7 @@
 """Bad rows are always named and kept: every row the engine counts as rejected is in
 ``sync_rejects`` (key, column, value, reason), stored JSON-safely, whatever the value was;
-duplicate keys in one page are counted and logged; a run that finds its sync already running
-leaves a ``sync_log`` row saying so. Real PostgreSQL and MariaDB."""
+duplicate keys in one page are counted and logged. Real PostgreSQL and MariaDB. (A run refused
+by its lock: tests/engine/test_sync.py.)"""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import datetime as dt
 import json
 import logging
 import math
-import threading
 from decimal import Decimal
 
 import pytest
 
-from datasync.db import LockTimeout, connected, named_lock
+from datasync.db import connected
 from datasync.engine import RowsSource, SyncSpec, run_sync
 from datasync.engine import state
 from datasync.engine.state import Reject
@@ -232,30 +231,3 @@ def test_duplicate_keys_in_one_page_are_counted_logged_and_recorded(tgt, caplog)
                and "key 3 (2 times)" in m for m in warnings), warnings
     assert "3 duplicate keys merged" in caplog.text
     assert_all_kept(tgt, result)
-
-
-# ---- a run that cannot get its lock -------------------------------------------------------------
-def test_lock_timeout_leaves_a_failed_sync_log_row(tgt):
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        with connected("eng_tgt") as db, named_lock(db, "datasync:sync:vals"):
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    assert held.wait(5)
-    try:
-        with pytest.raises(LockTimeout, match="'datasync:sync:vals' is already running"):
-            load([row(1)], lock_wait_seconds=0.5)
-    finally:
-        release.set()
-        t.join()
-    [(status, mode, run_id, error, finished)] = tgt.query("SELECT status, mode, run_id, error, finished_at FROM sync_log")
-    assert (status, mode, run_id) == ("failed", "upsert", "run-1") and finished is not None
-    assert error.startswith("LockTimeout: 'datasync:sync:vals' is already running against 'eng_tgt'")
-    assert landed(tgt) == []
-    load([row(1)])  # free again: the refused row is not mistaken for an abandoned run
-    assert tgt.query("SELECT status FROM sync_log ORDER BY id") == [("failed",), ("success",)]
-    assert landed(tgt) == [1]

@@ -8,25 +8,23 @@
 -- ledgers created before that.
 DO $$
 DECLARE
-    t text;
+    rel record;
     r text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['sync_log', 'sync_rejects', 'sync_cursors', 'datasync_migrations'] LOOP
-        CONTINUE WHEN to_regclass(t) IS NULL;
-        EXECUTE format('REVOKE ALL ON TABLE %I FROM PUBLIC', t);
-        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+    -- the tables, and their id sequences (nextval() for anyone would be a write too)
+    FOR rel IN
+        SELECT c.oid::regclass AS name, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind
+        FROM unnest(ARRAY['sync_log', 'sync_rejects', 'sync_cursors', 'datasync_migrations',
+                          'sync_log_id_seq', 'sync_rejects_id_seq']) AS t (name)
+        JOIN pg_class c ON c.oid = to_regclass(t.name)
+    LOOP
+        EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC', rel.kind, rel.name);
         FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
             CONTINUE WHEN NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r);
-            EXECUTE format('REVOKE ALL ON TABLE %I FROM %I', t, r);
+            EXECUTE format('REVOKE ALL ON %s %s FROM %I', rel.kind, rel.name, r);
         END LOOP;
-    END LOOP;
-    -- the id sequences: nextval() for anyone would be a write too
-    FOREACH t IN ARRAY ARRAY['sync_log_id_seq', 'sync_rejects_id_seq'] LOOP
-        CONTINUE WHEN to_regclass(t) IS NULL;
-        EXECUTE format('REVOKE ALL ON SEQUENCE %I FROM PUBLIC', t);
-        FOREACH r IN ARRAY ARRAY['anon', 'authenticated'] LOOP
-            CONTINUE WHEN NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r);
-            EXECUTE format('REVOKE ALL ON SEQUENCE %I FROM %I', t, r);
-        END LOOP;
+        IF rel.kind = 'TABLE' THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', rel.name);
+        END IF;
     END LOOP;
 END $$;
