@@ -114,10 +114,20 @@ def drop_database(db: TestDatabase) -> None:
         _my_admin(f"DROP DATABASE IF EXISTS `{db.name}`")
 
 
+def _migrated(path: Path) -> bool:
+    # Importing Airflow before the first migration can leave an empty file behind.
+    import sqlite3
+
+    if not path.exists():
+        return False
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'dag_run'").fetchone() is not None
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB for dag.test() runs."""
-    if not (AIRFLOW_HOME / "airflow.db").exists():
+    if not _migrated(AIRFLOW_HOME / "airflow.db"):
         AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     return AIRFLOW_HOME
