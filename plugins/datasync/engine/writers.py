@@ -21,6 +21,10 @@ from datasync.engine.table import TableInfo
 REPEATED_SHOWN = 5  # duplicate keys named in the log per page
 
 
+class UnsendableValue(ValueError):
+    """A value this driver must not send (the row is then checked and named like any bad row)."""
+
+
 class Writer:
     """Writes batches of row tuples (in ``columns`` order) into one table, inside the caller's
     transaction. ``track_seen`` remembers every key written so a full refresh can delete the rest."""
@@ -138,7 +142,7 @@ def _jsonable(value: Any) -> Any:
 def _is_data_error(exc: Exception) -> bool:
     """Errors caused by the rows (retrying them alone can isolate them), not by the server."""
     name = type(exc).__name__
-    if isinstance(exc, UnicodeEncodeError):  # a lone surrogate: no driver can send it
+    if isinstance(exc, (UnicodeEncodeError, UnsendableValue)):  # e.g. a lone surrogate: no driver can send it
         return True
     if hasattr(exc, "sqlstate") and exc.sqlstate:  # psycopg
         return exc.sqlstate[:2] in ("22", "23") or exc.sqlstate == "42804"
@@ -349,9 +353,11 @@ def _install_encoders(conn) -> None:
             value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return DateTime2literal(value, mapping)
 
-    def number(value, mapping):  # NaN and the infinities would be spelled as bare words (SQL, not a value)
+    def number(value, mapping):
+        # No MySQL-family column holds NaN or an infinity, and a non-strict sql_mode would quietly
+        # store a 0: refuse the value here, so the row is named like any other bad row.
         if isinstance(value, float) and not math.isfinite(value) or isinstance(value, Decimal) and not value.is_finite():
-            return as_text(str(value), mapping)
+            raise UnsendableValue(f"{value} cannot be stored in a MySQL-family column")
         return (Float2Str if isinstance(value, float) else Decimal2Literal)(value, mapping)
 
     enc[dt.datetime] = aware_datetime
