@@ -231,3 +231,33 @@ def test_duplicate_keys_in_one_page_are_counted_logged_and_recorded(tgt, caplog)
                and "key 3 (2 times)" in m for m in warnings), warnings
     assert "3 duplicate keys merged" in caplog.text
     assert_all_kept(tgt, result)
+
+
+# ---- rejects of work that rolled back --------------------------------------------------------------
+def test_rejects_of_a_rolled_back_full_run_are_still_kept(tgt):
+    """A full run is one transaction: when a later page fails, the rows roll back, the rejects
+    the run counted stay in sync_rejects."""
+    def rows():
+        yield row(1, big=1)
+        yield row(2, big=HUGE)  # page 1: one reject, within max_rejects
+        yield row(3, big=3)
+        raise ConnectionError("source went away mid-read")
+
+    spec = SyncSpec(name="vals", target_table="vals", key=["id"], mode="full", max_rejects=5, batch_size=2)
+    with pytest.raises(ConnectionError):
+        run_sync(spec, RowsSource(rows(), COLS), "eng_tgt", run_id="run-1")
+    assert landed(tgt) == []
+    assert tgt.query("SELECT status, rows_rejected FROM sync_log") == [("failed", 1)]
+    assert {k: v[:3] for k, v in rejects(tgt).items()} == {2: ("big", str(HUGE), "out of range for bigint")}
+
+
+def test_rejects_of_every_page_are_kept_when_a_full_run_passes_max_rejects(tgt):
+    from datasync.engine import RejectThresholdExceeded
+
+    rows = [row(1, big=HUGE), row(2, big=2), row(3, big=-HUGE), row(4, big=4)]
+    spec = SyncSpec(name="vals", target_table="vals", key=["id"], mode="full", max_rejects=1, batch_size=2)
+    with pytest.raises(RejectThresholdExceeded, match="2 row"):
+        run_sync(spec, RowsSource(rows, COLS), "eng_tgt", run_id="run-1")
+    assert landed(tgt) == []
+    assert sorted(rejects(tgt)) == [1, 3]
+    assert tgt.query("SELECT status, rows_rejected FROM sync_log") == [("failed", 2)]
