@@ -193,6 +193,14 @@ def test_a_symlink_inside_the_root_pointing_out_is_refused(root):
         read("csv", {"file_path": str(root / "etc" / "passwd")}, allow_files(root))
 
 
+def test_a_symlink_loop_is_refused(root):
+    (root / "a.json").symlink_to(root / "b.json")
+    (root / "b.json").symlink_to(root / "a.json")
+    with pytest.raises(SourceError, match=r"json source .*a\.json: (refused by registry policy rule 'file_roots'|"
+                                          r"cannot open the file)"):
+        read("json", {"file_path": str(root / "a.json")}, allow_files(root))
+
+
 def test_a_symlink_within_the_root_is_followed(root):
     (root / "link.json").symlink_to(root / "ok.json")
     assert read("json", {"file_path": str(root / "link.json")}, allow_files(root)) == [{"id": 1}]
@@ -337,6 +345,7 @@ def plant(database_factory):
     os.environ["AIRFLOW_CONN_TB_PLANT_SUPER"] = db.uri.replace("postgres@", f"postgres:{CONN_PASSWORD}@", 1)
     yield db
     drop()
+    os.environ.pop("AIRFLOW_CONN_TB_PLANT_SUPER", None)
 
 
 READ_PASSWD = "SELECT pg_sleep(3) AS slept, pg_read_file('/etc/passwd') AS content"
@@ -446,8 +455,10 @@ def hostile(database_factory, tmp_path_factory):
     (d / "ok.json").write_text('[{"id": 1}]')
     argv, marker = marker_program(d)
     db = migrated_registry(database_factory, "tbrun")
-    allowed = {"file_roots": [str(d)], "artisan_commands": {"sync": command_spec(argv, parameters=("--source=[a-z]+",),
-                                                                                  env=("API_TOKEN",))}}
+    # a superuser login the platform listed by mistake, with a password in its URI (trust ignores it)
+    os.environ["AIRFLOW_CONN_TB_HOSTILE_SUPER"] = db.uri.replace("postgres@", f"postgres:{CONN_PASSWORD}@", 1)
+    allowed = {"file_roots": [str(d)], "database_connections": ["tb_hostile_super"],
+               "artisan_commands": {"sync": command_spec(argv, parameters=("--source=[a-z]+",), env=("API_TOKEN",))}}
     reg = Registry(db)
     mapping = [{"target_table": "t_hostile", "key_columns": ["id"], "columns": [{"column": "id", "source": "id"}]}]
 
@@ -460,9 +471,12 @@ def hostile(database_factory, tmp_path_factory):
     add("environ", "json", {"file_path": "/proc/self/environ"})
     add("passwd", "csv", {"file_path": "/etc/passwd"})
     add("dotdot", "json", {"file_path": f"{d}/../../../../etc/passwd"})
+    add("superuser", "database", {"conn_id": "tb_hostile_super", "query": READ_PASSWD})
+    add("registry_itself", "database", {"conn_id": "registry_db", "table": "data_source_connections"})
     add("fine", "json", {"file_path": str(d / "ok.json")})
     with registry_bound(db), policy_variable(allowed):
         yield {"db": db, "reg": reg, "marker": marker, "dir": d}
+    os.environ.pop("AIRFLOW_CONN_TB_HOSTILE_SUPER", None)
 
 
 def run(source_id):
@@ -493,6 +507,11 @@ def assert_nothing_leaked(hostile, caplog, capfd):
     ("environ", "file_roots", "json source /proc/self/environ: refused by registry policy rule 'file_roots'"),
     ("passwd", "file_roots", "csv source /etc/passwd: refused by registry policy rule 'file_roots'"),
     ("dotdot", "file_roots", "(really /etc/passwd) is outside the allowed file roots"),
+    ("superuser", "database_connections", "database source tb_hostile_super: refused by registry policy rule "
+                                          "'database_connections': Airflow connection 'tb_hostile_super' logs in with "
+                                          "server-wide powers (superuser role 'postgres'"),
+    ("registry_itself", "database_connections", "database source registry_db: refused by registry policy rule "
+                                                "'database_connections': Airflow connection 'registry_db' is not open"),
 ])
 def test_runner_records_the_refusal_and_leaks_nothing(hostile, caplog, capfd, source_id, rule, names):
     with caplog.at_level(logging.INFO):
