@@ -82,7 +82,7 @@ class RateLimiter:
         self._next = now + self.interval
 
 
-def open_source(config: Mapping[str, Any], *, batch_size: int, session: Any = None) -> Iterator[Batch]:
+def open_source(config: Mapping[str, Any], *, batch_size: int, policy: Any, session: Any = None) -> Iterator[Batch]:
     """``session``: a ``requests.Session`` to reuse (one is made otherwise)."""
     import requests
 

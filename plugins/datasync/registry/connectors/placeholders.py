@@ -31,7 +31,8 @@ REDACTED = "***"
 class Secrets:
     """Resolves placeholders and redacts whatever it resolved."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: Any = None) -> None:
+        self.policy = policy  # the registry policy: which connections/variables a placeholder may name
         self._values: set[str] = set()
 
     # -- resolving --------------------------------------------------------------------------------
