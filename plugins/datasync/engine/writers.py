@@ -113,7 +113,7 @@ class Writer:
         if value is None and column in self.columns:
             value = row[self.columns.index(column)]
         return Reject(self.table.name, list(key) if len(key) > 1 else key[0], column, value, reason,
-                      {c: _jsonable(v) for c, v in zip(self.columns, row)})
+                      dict(zip(self.columns, row)))  # stored JSON-safely by state.write_rejects
 
     def column_of(self, exc: Exception) -> str | None:
         return _column_of(exc)
@@ -129,14 +129,6 @@ class Writer:
 
     def close(self) -> None:
         pass
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (dict, list)):
-        return value
-    return str(value)
 
 
 def _is_data_error(exc: Exception) -> bool:
