@@ -5,7 +5,13 @@ import logging
 
 import pytest
 
-from datasync.registry.connectors import SourceConfigError, SourceError, open_source, validate_config
+from datasync.registry.connectors import SourceConfigError, SourceError, validate_config
+from datasync.registry.connectors import open_source as _open_source
+from policies import policy
+
+
+def open_source(source_type, config, **kwargs):
+    return _open_source(source_type, config, policy=policy(), **kwargs)
 from datasync.registry.connectors.api import RateLimiter
 
 SECRET = "s3cr3t-t0ken/with+chars"

@@ -45,9 +45,14 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class PolicyRefused(SourceConfigError):
     """A registry row asked for something the platform team has not allowed."""
 
-    def __init__(self, rule: str, detail: str) -> None:
-        self.rule = rule
-        super().__init__(f"refused by registry policy rule '{rule}': {detail}")
+    def __init__(self, rule: str, detail: str, *, where: str | None = None) -> None:
+        self.rule, self.detail, self.where = rule, detail, where
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}refused by registry policy rule '{rule}': {detail}")
+
+    def at(self, where: str) -> PolicyRefused:
+        """The same refusal, naming the source it happened to."""
+        return PolicyRefused(self.rule, self.detail, where=where)
 
 
 class PolicyInvalid(SourceConfigError):
@@ -63,6 +68,19 @@ class Limits:
     xlsx_shared_strings_bytes: int = 20 * 2**20
     api_response_bytes: int = 20 * 2**20
     command_output_bytes: int = 100 * 2**20
+
+    def check(self, name: str, size: int, what: str, where: str) -> None:
+        """Refuse ``size`` past limit ``name``, naming the source, the limit and its default."""
+        limit = getattr(self, name)
+        if size > limit:
+            default = next(f.default for f in fields(self) if f.name == name)
+            raise PolicyRefused(
+                f"limits.{name}", f"{what} is {_mib(size)}, over the limit of {_mib(limit)} (default {_mib(default)}; "
+                f"the platform team can raise it in the policy's \"limits\")", where=where)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size} bytes"
 
 
 @dataclass(frozen=True)
@@ -145,11 +163,20 @@ class RegistryPolicy:
         return self.artisan_commands[name]
 
     def file(self, path: Any) -> Path:
-        """The real path of ``path`` if it lies inside an allowed root (symlinks resolved first)."""
-        real = Path(str(path)).expanduser().resolve()
-        if not any(real.is_relative_to(root) for root in self.file_roots):
-            raise PolicyRefused("file_roots", f"file {path} is outside the allowed file roots")
+        """The real path of ``path`` if it lies inside an allowed root (symlinks resolved first,
+        so a link inside a root that points out of it is refused)."""
+        text = str(path)
+        if "\0" in text or not Path(text).is_absolute():
+            raise PolicyRefused("file_roots", f"file path {text!r} must be an absolute path")
+        real = Path(text).resolve()
+        if not self.inside_roots(real):
+            really = f" (really {real})" if str(real) != text else ""
+            raise PolicyRefused("file_roots", f"file {text}{really} is outside the allowed file roots "
+                                f"({', '.join(map(str, self.file_roots)) or 'none'})")
         return real
+
+    def inside_roots(self, real: Path) -> bool:
+        return any(real.is_relative_to(root) for root in self.file_roots)
 
     def database(self, conn_id: Any) -> str:
         if conn_id not in self.database_connections:

@@ -6,7 +6,8 @@ is one mapped task instance: for each active mapping of the source it
 
 1. writes a ``running`` row in ``data_source_sync_history`` (a killed worker stays visible);
 2. compiles the mapping and creates the target table when missing (drift is an error);
-3. opens the source through its primary connection, then the backups in id order, until one
+3. opens the source through its primary connection (within what the registry policy, read
+   once per task from the Airflow Variable ``datasync_registry_policy``, allows), then the backups in id order, until one
    yields its first batch (connection refused, missing file, 5xx after the connector's own
    retries all count as "down"); the history row records which one served;
 4. maps batches and hands the rows to the sync engine: ``full`` is one transaction that also
@@ -41,6 +42,7 @@ from datasync.engine import state
 from datasync.engine.state import Position, Reject
 from datasync.registry.connectors import SourceError, SourceNotConfigured, open_source
 from datasync.registry.mapping import MappingError, Mapper, compile_mapping, ensure_target_table
+from datasync.registry.policy import PolicyInvalid, RegistryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +272,7 @@ class Opened:
         return f"served by {self.connection.role} '{self.connection.name}'; " + "; ".join(self.failures)
 
 
-def open_with_failover(source: Source, batch_size: int) -> Opened:
+def open_with_failover(source: Source, batch_size: int, policy: RegistryPolicy) -> Opened:
     """The first connection that delivers its first batch (or cleanly reports an empty source)."""
     candidates = source.candidates()
     if not candidates:
@@ -279,7 +281,7 @@ def open_with_failover(source: Source, batch_size: int) -> Opened:
     not_configured = 0
     for conn in candidates:
         try:
-            batches = open_source(source.source_type, conn.config, batch_size=batch_size)
+            batches = open_source(source.source_type, conn.config, policy=policy, batch_size=batch_size)
             first = next(batches, None)  # lazy connectors only connect here
         except SourceNotConfigured as exc:
             not_configured += 1
@@ -433,7 +435,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_id: str | None, batch_size: int,
-                  conn_id: str, timings: dict[str, float]) -> tuple[MappingOutcome, int | None, int]:
+                  conn_id: str, timings: dict[str, float],
+                  policy: RegistryPolicy | PolicyInvalid) -> tuple[MappingOutcome, int | None, int]:
     """Sync one mapping; never raises for a source problem (the outcome says what happened)."""
     started = time.perf_counter()
     outcome = MappingOutcome(mapping.id, mapping.target_table, "failed")
@@ -441,6 +444,8 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
     feed: _Feed | None = None
     name = sync_name(source, mapping)
     try:
+        if isinstance(policy, PolicyInvalid):  # nothing is touched until the platform team fixes it
+            raise policy
         t = time.perf_counter()
         mapper = compile_mapping(mapping.config, target_table=mapping.target_table, key_columns=mapping.key_columns,
                                  cursor_field=mapping.cursor_field, retention_date_column=mapping.retention_date_column)
@@ -455,7 +460,7 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
         timings["target"] += time.perf_counter() - t
 
         t = time.perf_counter()
-        opened = open_with_failover(source, batch_size)
+        opened = open_with_failover(source, batch_size, policy)
         timings["read"] += time.perf_counter() - t
         outcome.role, outcome.connection = opened.connection.role, opened.connection.name
 
@@ -573,6 +578,16 @@ def _record_outcome(db: Database, source: Source, error: str | None, *, final_at
     return RegistryUpdate(row[0], row[1], row[1] == "error" and source.status != "error")
 
 
+def load_policy() -> RegistryPolicy | PolicyInvalid:
+    """The registry policy for this task, read once; a malformed one is returned, not raised, so
+    every source of the task fails with it in its history and on its registry row."""
+    try:
+        return RegistryPolicy.load()
+    except PolicyInvalid as exc:
+        log.error("registry policy unusable, every source is refused: %s", exc)
+        return exc
+
+
 def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGISTRY_CONN_ID,
                error_threshold: int | Callable[[], int] = DEFAULT_ERROR_THRESHOLD, final_attempt: bool = True,
                batch_size: int = DEFAULT_BATCH_SIZE, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -583,6 +598,7 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
     an Airflow Variable costs a round trip to the API server that a successful sync can skip)."""
     started = time.perf_counter()
     timings: dict[str, float] = defaultdict(float)
+    policy = load_policy()
     db = registry_database(conn_id)
     timings["connect"] += time.perf_counter() - started
     t = time.perf_counter()
@@ -603,7 +619,7 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
                     results.append((outcome, history_id, None, 0))
                     continue
                 outcome, connection_id, ms = _sync_mapping(db, source, mapping, run_id=run_id, batch_size=batch_size,
-                                                           conn_id=conn_id, timings=timings)
+                                                           conn_id=conn_id, timings=timings, policy=policy)
                 results.append((outcome, history_id, connection_id, ms))
 
             t = time.perf_counter()
