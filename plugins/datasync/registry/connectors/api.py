@@ -110,13 +110,17 @@ def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryP
 
     validate(config)
     secrets = Secrets(policy)
-    # Resolved now, so a missing connection fails before any request; into a private copy,
-    # so the registry row keeps its placeholders.
-    resolved = secrets.resolve(dict(config))
-    _check_url(resolved["base_url"])
-    if urlsplit(resolved["base_url"]).username is not None:
-        raise SourceConfigError(f"{KIND} source: base_url may not carry user info; send credentials in headers")
-    policy.api_url(resolved["base_url"])  # refused before any request is made (and again at each one)
+    where = f"{KIND} source {_shown(config['base_url'])}" if "{{" not in str(config["base_url"]) else f"{KIND} source"
+    try:
+        # Resolved now, so a missing connection fails before any request; into a private copy,
+        # so the registry row keeps its placeholders.
+        resolved = secrets.resolve(dict(config))
+        _check_url(resolved["base_url"])
+        if urlsplit(resolved["base_url"]).username is not None:
+            raise SourceConfigError(f"{KIND} source: base_url may not carry user info; send credentials in headers")
+        policy.api_url(resolved["base_url"])  # refused before any request is made (and again at each one)
+    except _rules().PolicyRefused as exc:
+        raise exc.at(redact(where)) from None
     session = session or requests.Session()
     session.trust_env = False  # no proxy (it would resolve names unchecked) and no ~/.netrc credentials
     adapter = PinnedAdapter(policy)
@@ -172,15 +176,15 @@ def _rules() -> ModuleType:
 
 def _shown(url: Any) -> str:
     """A URL for messages: never its query string or user info (where credentials travel)."""
-    return _rules().shown_url(url)
+    return redact(_rules().shown_url(url))
 
 
 def _origin(url: str) -> str:
     return _rules().origin(url)
 
 
-def _refused(rule: str, detail: str) -> SourceError:
-    return _rules().PolicyRefused(rule, redact(detail))
+def _refused(rule: str, detail: str, where: str) -> SourceError:
+    return _rules().PolicyRefused(rule, redact(detail), where=redact(where))
 
 
 class _Client:
@@ -189,7 +193,6 @@ class _Client:
         self.limiter = RateLimiter(float(config.get("rate_limit", 60)))
         self.method = str(config.get("method", "GET")).upper()
         self.origin = _origin(config["base_url"])
-        self.limit = policy.limits.api_response_bytes
 
     def follow(self, current: str, next_url: str, seen: set[str]) -> str:
         url = urljoin(current, next_url)
@@ -275,26 +278,27 @@ class _Client:
             if _same_origin(target, self.origin) is not True:
                 headers = body = None
             url, query = target, None  # the Location is the whole target, query included
-        raise _refused("api_redirects", f"{KIND} source {_shown(url)}: more than {MAX_REDIRECTS} redirects")
+        raise _refused("api_redirects", f"more than {MAX_REDIRECTS} redirects", f"{KIND} source {_shown(url)}")
 
     def _redirect(self, response: Any, target: str, method: str, body: Any) -> tuple[str, Any]:
         """Whether (and how) ``target`` may be followed; refusals name the rule."""
-        where = f"{KIND} source {_shown(response.url)}: HTTP {response.status_code} redirect"
+        where = f"{KIND} source {_shown(response.url)}"
+        hop = f"HTTP {response.status_code} redirect"
         scheme = urlsplit(target).scheme.lower()
         if scheme not in ("http", "https"):
-            raise _refused("api_redirects", f"{where} to a {scheme or 'relative'}: URL; only http(s) is followed")
+            raise _refused("api_redirects", f"{hop} to a {scheme or 'relative'}: URL; only http(s) is followed", where)
         same = _same_origin(target, self.origin)
-        if same is not True:
-            if same is None:
-                raise _refused("api_redirects", f"{where} to {_shown(target)}: not a valid URL")
+        if same is None:
+            raise _refused("api_redirects", f"{hop} to {_shown(target)}: not a valid URL", where)
+        if not same:
             target_origin = _origin(target)
             if target_origin not in self.policy.api_origins:
-                raise _refused("api_origins", f"{where} to {target_origin} leaves {self.origin}, "
-                                                        "and that origin is not allowed")
-            if self.secrets.redact(target) != target:  # the server copied a credential into the Location
-                raise _refused("api_redirects", f"{where} to {target_origin} would carry a credential there")
+                raise _refused("api_origins", f"{hop} to {target_origin} leaves {self.origin}, "
+                                              "and that origin is not allowed", where)
+            if redact(target) != target:  # the server copied a credential into the Location
+                raise _refused("api_redirects", f"{hop} to {target_origin} would carry a credential there", where)
             if body is not None and response.status_code in (307, 308):
-                raise _refused("api_redirects", f"{where} to {target_origin} would resend the request body there")
+                raise _refused("api_redirects", f"{hop} to {target_origin} would resend the request body there", where)
         if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
             return "GET", None  # what browsers do: the body is not sent again
         return method, body
@@ -302,26 +306,18 @@ class _Client:
     def _body(self, response: Any) -> bytes:
         """The (decoded) body, refused past the policy's limit without reading it all; of an
         error response only its first bytes."""
-        limit = self.limit if response.status_code < 400 else ERROR_BODY_BYTES
+        if response.status_code >= 400:
+            return next(response.iter_content(ERROR_BODY_BYTES), b"")[:ERROR_BODY_BYTES]
+        where = f"{KIND} source {_shown(response.url)}"
         declared = response.headers.get("Content-Length", "")
-        if response.status_code < 400 and declared.isdigit() and int(declared) > limit:
-            raise self._too_large(response)
+        if declared.isdigit():
+            self.policy.limits.check("api_response_bytes", int(declared), "the response (Content-Length)", where)
         chunks, size = [], 0
         for chunk in response.iter_content(CHUNK_BYTES):
             size += len(chunk)
-            if size > limit:
-                if response.status_code >= 400:
-                    chunks.append(chunk[: limit - size + len(chunk)])
-                    break
-                raise self._too_large(response)
+            self.policy.limits.check("api_response_bytes", size, "the response body read so far", where)
             chunks.append(chunk)
         return b"".join(chunks)
-
-    def _too_large(self, response: Any) -> SourceError:
-        return _refused(
-            "limits.api_response_bytes",
-            f"{KIND} source {_shown(response.url)}: the response is larger than {self.limit} bytes",
-        )
 
 
 def _same_origin(url: str, origin: str) -> bool | None:
