@@ -26,15 +26,20 @@ REDACTED = "***"
 
 def spellings(secret: str) -> set[str]:
     """The forms ``secret`` can take inside a message, log line or URL."""
-    escaped = {repr(secret)[1:-1], ascii(secret)[1:-1], json.dumps(secret)[1:-1],
-               json.dumps(secret, ensure_ascii=False)[1:-1], secret.encode("unicode_escape").decode("ascii")}
     # escaped twice: the repr of a message that already held a repr (exception args in a tuple)
-    forms = {secret, *escaped, *(repr(e)[1:-1] for e in escaped)}
+    forms = {secret, *(twice for once in _escaped(secret) for twice in _escaped(once))}
     forms |= {quote(secret, safe=""), quote(secret), quote_plus(secret), quote(quote(secret, safe=""), safe="")}
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         encoded = encode(secret.encode()).decode("ascii")
         forms |= {encoded, encoded.rstrip("=")}
     return {f for f in forms if f}
+
+
+def _escaped(text: str) -> set[str]:
+    """``text`` inside a quoted literal (repr, JSON), whichever quote character the writer chose."""
+    body = text.encode("unicode_escape").decode("ascii")  # backslashes, newlines, non-ASCII
+    return {text, repr(text)[1:-1], ascii(text)[1:-1], json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1],
+            body, body.replace("'", "\\'"), body.replace('"', '\\"')}
 
 
 class Redactor:

@@ -110,15 +110,19 @@ def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryP
 
     validate(config)
     secrets = Secrets(policy)
-    where = f"{KIND} source {_shown(config['base_url'])}" if "{{" not in str(config["base_url"]) else f"{KIND} source"
+    literal = "{{" not in str(config["base_url"])
+    where = f"{KIND} source {_shown(config['base_url'])}" if literal else f"{KIND} source"
     try:
+        if literal:  # a host the platform has not allowed gets no secret looked up for it
+            policy.api_url(config["base_url"])
         # Resolved now, so a missing connection fails before any request; into a private copy,
         # so the registry row keeps its placeholders.
         resolved = secrets.resolve(dict(config))
         _check_url(resolved["base_url"])
         if urlsplit(resolved["base_url"]).username is not None:
             raise SourceConfigError(f"{KIND} source: base_url may not carry user info; send credentials in headers")
-        policy.api_url(resolved["base_url"])  # refused before any request is made (and again at each one)
+        if not literal:
+            policy.api_url(resolved["base_url"])  # checked again before each request
     except _rules().PolicyRefused as exc:
         raise exc.at(redact(where)) from None
     session = session or requests.Session()

@@ -157,7 +157,7 @@ PLACEHOLDER_PATTERN = r"\{\{[^{}]*\}\}"
 SECRET_VALUE_PATTERNS: dict[str, str] = {
     "URL user info with a password": r"[a-z][a-z0-9+.-]*://[^/?#@ ]*:[^/?#@ ]+@",
     "an Authorization value": r"^(bearer|basic|digest|token)[ ]+[^ ]+\Z",
-    "a credential header": rf"(^|[^a-z0-9_-])[a-z0-9_-]*({SECRET_WORDS})\"?[ ]*:[ ]*\"?[^ \":]",
+    "a credential header": rf'(^|[^a-z0-9_-])[a-z0-9_-]*({SECRET_WORDS})"?[ ]*:[ ]*"?[^ ":]',
     "a credential argument": rf"(^|[ ])--?[a-z0-9_-]*({SECRET_WORDS})([ ]+|=)[^ -]",
     "a credential in a query string": rf"[?&][a-z0-9_.-]*({SECRET_WORDS})=[^&# ]",
     "a private key": r"-----begin [a-z ]*private key-----",
