@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 POLICY_ENV = "AIRFLOW_VAR_DATASYNC_REGISTRY_POLICY"
@@ -14,6 +15,24 @@ def policy(**doc: Any):
     from datasync.registry.policy import RegistryPolicy
 
     return RegistryPolicy.from_json(json.dumps(doc))
+
+
+@contextlib.contextmanager
+def policy_variable(doc: Any) -> Iterator[None]:
+    """Set the Airflow Variable ``datasync_registry_policy`` (by env, as a deployment may) for a
+    while: ``doc`` is dumped as JSON unless it is already text; None removes it."""
+    saved = os.environ.get(POLICY_ENV)
+    if doc is None:
+        os.environ.pop(POLICY_ENV, None)
+    else:
+        os.environ[POLICY_ENV] = doc if isinstance(doc, str) else json.dumps(doc)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(POLICY_ENV, None)
+        else:
+            os.environ[POLICY_ENV] = saved
 
 
 def allow_files(*roots: Any, **doc: Any):

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from datasync.registry import runner
+from policies import policy_variable
 from runner_fixtures import Registry, migrated_registry, registry_bound
 
 UTC = dt.timezone.utc
@@ -20,9 +21,11 @@ MAPPING = {"columns": [
 
 
 @pytest.fixture(scope="module")
-def registry(database_factory):
+def registry(database_factory, tmp_path_factory):
     db = migrated_registry(database_factory, "regstrat")
-    with registry_bound(db):
+    # files written by the tests, and a directory that does not exist (missing files are named as such)
+    roots = [str(tmp_path_factory.getbasetemp()), "/nonexistent"]
+    with registry_bound(db), policy_variable({"file_roots": roots}):
         yield Registry(db)
 
 
@@ -158,7 +161,7 @@ def test_backup_serves_when_the_primary_is_missing(registry, files):
     assert summary["mappings"][0]["connection_role"] == "backup"
     h = last(registry, "failover_src")
     assert (h["sync_status"], h["connection_role"]) == ("success", "backup")
-    assert "primary 'share' failed: json source: file /nonexistent/primary.json not found" in h["error_message"]
+    assert "primary 'share' failed: json source /nonexistent/primary.json: file not found" in h["error_message"]
     registry.sql("UPDATE data_source_connections SET connection_config = '{\"file_path\": \"/nonexistent/b.json\"}' "
                  "WHERE connection_name = 'mirror'")
     exc = run("failover_src")
