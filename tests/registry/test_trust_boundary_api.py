@@ -542,7 +542,7 @@ def test_migration_keeps_old_rows_and_names_them(database_factory):
     from datasync.migrate import TARGETS, plan, statements
 
     db = database_factory("postgres", "trustold")
-    migrations = [m for m in plan(TARGETS["registry"]) if not m.version.startswith("registry/") or m.version < "registry/003"]
+    migrations = [m for m in plan(TARGETS["registry"]) if not m.version.startswith("registry/") or m.version < "registry/004"]
     warnings: list[str] = []
     with psycopg.connect(db.uri, autocommit=True) as conn:
         for mig in migrations:
@@ -554,7 +554,7 @@ def test_migration_keeps_old_rows_and_names_them(database_factory):
             "SELECT id, 'legacy', 'api', %s::jsonb FROM data_source_registry RETURNING id",
             (json.dumps({"base_url": "https://api.example", "headers": {"Authorization": "Bearer abc123abc"}}),)).fetchall()
         conn.add_notice_handler(lambda notice: warnings.append(notice.message_primary))
-        (mig,) = [m for m in plan(TARGETS["registry"]) if m.version == "registry/003"]
+        (mig,) = [m for m in plan(TARGETS["registry"]) if m.version == "registry/004"]
         for stmt in statements(mig.sql):
             conn.execute(stmt)
         assert warnings == [f"data_source_connections hold clear-text credentials: connection {old_id} "

@@ -10,7 +10,7 @@ redaction (:mod:`datasync.registry.redact`). The registry rows are never rewritt
 
 :func:`check_no_clear_secrets` refuses configs that hold a credential in clear text, by key name
 and by the shape of the value, at any depth. The database refuses the same rows
-(``data_source_clear_secret`` in ``include/sql/registry/003_clear_secret_check.sql``): the
+(``data_source_clear_secret`` in ``include/sql/registry/004_clear_secret_check.sql``): the
 patterns below and the migration's are one list, and the tests hold them equal.
 """
 
@@ -146,7 +146,7 @@ def _variable(name: str) -> str:
 
 # ---- clear-text credentials ----------------------------------------------------------------------------
 # Case-insensitive; written in the regex dialect Python and PostgreSQL share. Keep in step with
-# include/sql/registry/003_clear_secret_check.sql (tests/registry compares them).
+# include/sql/registry/004_clear_secret_check.sql (tests/registry compares them).
 SECRET_WORDS = r"pass(word|wd)?|secret|token|api[_-]?key|credentials?|private[_-]?key|authorization|cookie"
 # A key whose name ends in a secret word must hold a placeholder, not a value.
 SECRET_KEY_PATTERN = rf"({SECRET_WORDS})\Z"
