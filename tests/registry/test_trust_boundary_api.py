@@ -566,3 +566,179 @@ def test_migration_keeps_old_rows_and_names_them(database_factory):
             conn.execute("INSERT INTO data_source_connections (source_id, connection_name, connection_type, connection_config) "
                          "SELECT id, 'new', 'api', %s::jsonb FROM data_source_registry",
                          (json.dumps({"base_url": "https://u:pw1@api.example"}),))
+
+
+# ---- the runner: one DAG run over hostile API sources, then every place a secret could land ---------------
+RUNNER_ENV = {
+    "AIRFLOW_CONN_MACHINE1_API": json.dumps({"conn_type": "http", "login": LOGIN, "password": SECRET}),
+    "AIRFLOW_VAR_MACHINE1_KEY": KEY,
+    "AIRFLOW_VAR_NEWLINE_KEY": "nl-key-55aa\n",
+}
+# source_id -> (what the history and registry rows must say, the rule named)
+HOSTILE = {
+    "api_registry_db": ("Airflow connection 'registry_db'", "placeholder_connections"),
+    "api_arbitrary_host": ("is not allowed", "api_origins"),
+    "api_redirect_other": ("leaves", "api_origins"),
+    "api_redirect_ftp": ("HTTP 302 redirect to a ftp: URL", "api_redirects"),
+    "api_newline_var": ("placeholder {{ var.newline_key }} resolves to a value with leading or trailing whitespace", None),
+    "api_postgres_port": ("API origin http://127.0.0.1:5432 is not allowed", "api_origins"),
+    "api_metadata": ("API origin http://169.254.169.254:80 is not allowed", "api_origins"),
+    "api_chunked_echo": ("ChunkedEncodingError", None),
+    "api_too_big": ("over the limit of 4096 bytes", "limits.api_response_bytes"),
+    "api_echo_500": ("HTTP 500", None),
+    "api_midway": ("ChunkedEncodingError", None),
+    "env_registry_db": ("Airflow connection 'registry_db'", "placeholder_connections"),
+}
+
+
+def _broken_chunk(req):
+    return 0, Raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + req.headers["X-Api-Key"].encode() + b"\r\n"), {}
+
+
+@pytest.fixture(scope="module")
+def hostile(database_factory, airflow_db, module_servers, tmp_path_factory):
+    from harness import load_dag, run_dag
+    from policies import command_spec, policy_variable
+    from runner_fixtures import Registry, captured_output, migrated_registry, program, registry_bound
+
+    origin, other = module_servers
+    d = tmp_path_factory.mktemp("trust_api")
+    saved = {k: os.environ.get(k) for k in RUNNER_ENV}
+    os.environ.update(RUNNER_ENV)
+    db = migrated_registry(database_factory, "trustrun")
+
+    def ok(req):
+        assert req.headers["X-Api-Key"] == KEY and req.headers["Authorization"] == f"Bearer {SECRET}"
+        return 200, {"items": [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]}, {}
+
+    def echo_rows(req):  # the API puts our key into a row: the row is rejected (not an int) and kept
+        return 200, {"items": [{"id": req.headers["X-Api-Key"], "v": "x"}, {"id": 3, "v": "c"}]}, {}
+
+    def echo_500(req):
+        auth = req.headers["Authorization"].encode()
+        return 500, json.dumps({"headers": req.headers, "b64": base64.b64encode(auth).decode(), "query": req.target}), {}
+
+    origin.routes.update({
+        "/ok": ok, "/echo-rows": echo_rows, "/echo-500": echo_500, "/chunked": _broken_chunk,
+        "/redirect-other": lambda req: (302, "", {"Location": f"{other.url}/steal"}),
+        "/redirect-ftp": lambda req: (302, "", {"Location": f"ftp://files.example/x?api_key={quote_plus(req.query['api_key'])}"}),
+        "/big": lambda req: (200, [{"id": 1, "pad": "z" * 5000}], {}),
+        "/mid1": lambda req: (200, {"items": [{"id": i, "v": "a"} for i in range(100)], "next": "/mid2"}, {}),
+        "/mid2": _broken_chunk,
+    })
+    marker = d / "command-ran"
+    envdump = program(d, "envdump.py", f"import json, os\nopen({str(marker)!r}, 'w').close()\n"
+                                       "print(json.dumps([{'id': 1, 'v': os.environ.get('X', '')}]))\n")
+    base = {"retries": 1, "backoff": 0.01, "rate_limit": 60000, "timeout": 5, "records_path": "items",
+            "headers": {"X-Api-Key": "{{ var.machine1_key }}", "Authorization": "Bearer {{ conn.machine1_api.password }}",
+                        "X-Basic": "{{ conn.machine1_api.login }}:{{ conn.machine1_api.password }}"},
+            "params": {"api_key": "{{ var.machine1_key }}"}}
+    configs = {
+        "api_ok": {**base, "base_url": origin.url, "endpoint": "/ok"},
+        "api_echo_rows": {**base, "base_url": origin.url, "endpoint": "/echo-rows"},
+        "api_registry_db": {**base, "base_url": origin.url, "headers": {"X-Leak": "{{ conn.registry_db.password }}"}},
+        "api_arbitrary_host": {**base, "base_url": other.url, "headers": {"X-Leak": "{{ conn.registry_db.password }}"}},
+        "api_redirect_other": {**base, "base_url": origin.url, "endpoint": "/redirect-other"},
+        "api_redirect_ftp": {**base, "base_url": origin.url, "endpoint": "/redirect-ftp"},
+        "api_newline_var": {**base, "base_url": origin.url, "endpoint": "/ok", "headers": {"X-Api-Key": "{{ var.newline_key }}"}},
+        "api_postgres_port": {**base, "base_url": "http://127.0.0.1:5432/"},
+        "api_metadata": {**base, "base_url": "http://169.254.169.254/latest/meta-data/"},
+        "api_chunked_echo": {**base, "base_url": origin.url, "endpoint": "/chunked"},
+        "api_too_big": {**base, "base_url": origin.url, "endpoint": "/big"},
+        "api_echo_500": {**base, "base_url": origin.url, "endpoint": "/echo-500"},
+        "api_midway": {**base, "base_url": origin.url, "endpoint": "/mid1", "pagination": {"type": "next", "next_path": "next"}},
+    }
+    reg = Registry(db)
+    cols = {"columns": [{"column": "id", "source": "id", "cast": "int"}, {"column": "v", "source": "v"}]}
+    for sid, config in configs.items():
+        reg.add(sid, "api", [config], [{"target_table": f"t_{sid}", "key_columns": ["id"], "max_rejects": 5, **cols}])
+    reg.add("env_registry_db", "artisan", [{"command": "envdump", "env": {"X": "{{ conn.registry_db.password }}"}}],
+            [{"target_table": "t_env_registry_db", "key_columns": ["id"], **cols}])
+    allowed = {
+        "api_origins": [origin.url], "api_private_networks": ["127.0.0.1/32"],
+        "placeholder_connections": ["machine1_api"], "placeholder_variables": ["machine1_key", "newline_key"],
+        "artisan_commands": {"envdump": command_spec(envdump, env=("X",))},
+        "limits": {"api_response_bytes": 4096},
+    }
+    with registry_bound(db), policy_variable(allowed):
+        # the registry database's own login has a password (trust auth ignores it): it must leak nowhere
+        os.environ["AIRFLOW_CONN_REGISTRY_DB"] = db.uri.replace("postgres@", f"postgres:{quote(DB_PASSWORD, safe='')}@", 1)
+        dag = load_dag("source_registry_runner")
+        with captured_output() as output:
+            dag_run = run_dag(dag, conf={"batch_size": 100})  # api_midway's page 1 is a batch: page 2 fails inside the engine
+        yield {"db": db, "reg": reg, "dag": dag, "run": dag_run, "output": output(), "origin": origin, "other": other,
+               "marker": marker}
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_runner_refuses_each_hostile_source_by_rule_and_keeps_the_others_going(hostile):
+    reg = hostile["reg"]
+    for sid, (says, rule) in HOSTILE.items():
+        (h,) = reg.history(sid)
+        state = reg.state(sid)
+        assert h["sync_status"] == "failed" and says in h["error_message"], (sid, h["error_message"])
+        assert state["last_error"] == f"t_{sid}: {h['error_message']}" and state["error_count"] == 1, sid
+        if rule:
+            assert f"refused by registry policy rule '{rule}'" in h["error_message"], (sid, h["error_message"])
+        assert f"source {sid} (" in hostile["output"]  # the task log names the source
+    (h,) = reg.history("api_ok")
+    assert (h["sync_status"], h["records_inserted"]) == ("success", 2)
+    assert hostile["db"].query("SELECT id, v FROM t_api_ok ORDER BY id") == [(1, "a"), (2, "b")]
+
+
+def test_nothing_reached_the_other_host_and_the_command_never_started(hostile):
+    assert hostile["other"].requests == []
+    assert not hostile["marker"].exists()
+    assert hostile["db"].query("SELECT to_regclass('t_env_registry_db') IS NULL OR NOT EXISTS "
+                               "(SELECT 1 FROM t_env_registry_db)") in ([(True,)], [(None,)])
+
+
+def test_a_row_carrying_the_key_is_kept_as_a_reject_with_the_key_redacted(hostile):
+    (h,) = hostile["reg"].history("api_echo_rows")
+    assert (h["sync_status"], h["records_inserted"], h["records_rejected"]) == ("partial", 1, 1)
+    (reject,) = hostile["db"].query("SELECT value, reason, row_data::text FROM sync_rejects "
+                                    "WHERE sync_name = 'registry.api_echo_rows.t_api_echo_rows'")
+    assert reject[0] == "***" and "***" in reject[2]
+
+
+def test_a_failure_midway_reaches_sync_log_redacted(hostile):
+    (row,) = hostile["db"].query("SELECT status, error FROM sync_log WHERE sync_name = 'registry.api_midway.t_api_midway'")
+    assert row[0] == "failed" and "ChunkedEncodingError" in row[1] and "***" in row[1]
+
+
+def test_no_secret_in_any_form_anywhere_the_run_kept(hostile):
+    from runner_fixtures import xcom_and_rendered_text
+
+    db = hostile["db"]
+    tables = ["data_source_sync_history", "data_source_registry", "data_source_connections", "sync_log", "sync_rejects"]
+    stored = json.dumps([db.query(f"SELECT * FROM {t}") for t in tables], default=str)
+    assert "{{ conn.registry_db.password }}" in stored  # the rows keep their placeholders
+    assert_no_secret(stored)
+    assert_no_secret(hostile["output"])
+    assert "rule 'api_redirects'" in hostile["output"] and "HTTP 500" in hostile["output"]
+    assert_no_secret(xcom_and_rendered_text(hostile["dag"].dag_id, hostile["run"].run_id))
+    # and the origin server saw them only on the sources that were allowed to send them
+    assert KEY in received(hostile["origin"])
+
+
+def test_run_source_directly_keeps_secrets_out_of_caplog_and_capfd(hostile, caplog, capfd):
+    from policies import policy_variable
+    from runner_fixtures import registry_bound
+
+    from datasync.registry import runner
+
+    allowed = {"api_origins": [hostile["origin"].url], "api_private_networks": ["127.0.0.1/32"],
+               "placeholder_connections": ["machine1_api"], "placeholder_variables": ["machine1_key"]}
+    with registry_bound(hostile["db"]), policy_variable(allowed), caplog.at_level("DEBUG"):
+        for sid in ("api_chunked_echo", "api_echo_500", "api_redirect_ftp"):
+            with pytest.raises(runner.SourceSyncFailed) as err:
+                runner.run_source(sid, run_id="direct")
+            assert f"source {sid} ({sid}) failed" in str(err.value)
+            assert_no_secret(str(err.value))
+    out, err_text = capfd.readouterr()
+    assert "ChunkedEncodingError" in caplog.text
+    assert_no_secret(caplog.text + out + err_text)
