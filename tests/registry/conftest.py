@@ -54,6 +54,11 @@ class LocalServer:
     def json(self, path: str, body: Any, status: int = 200) -> None:
         self.routes[path] = lambda req: (status, body, {})
 
+    @staticmethod
+    def raw(data: bytes) -> Raw:
+        """A route body sent verbatim: status line, headers and all (a broken server)."""
+        return Raw(data)
+
 
 def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):

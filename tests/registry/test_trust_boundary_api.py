@@ -24,7 +24,6 @@ from urllib.parse import quote, quote_plus
 import psycopg
 import pytest
 
-from conftest import Raw  # noqa: F401  (re-exported by pytest's rootdir conftest import)
 from datasync.registry.connectors import SourceConfigError, SourceError, open_source, validate_config
 from datasync.registry.connectors import api as api_connector
 from datasync.registry.connectors.placeholders import (
@@ -398,6 +397,12 @@ def test_airflow_masker_gets_every_spelling_as_a_second_line(http_server, secret
 
 
 # ---- redaction of everything a request can raise ----------------------------------------------------------
+def _broken_chunk(server):
+    """A chunked body whose chunk-size line is our key: ChunkedEncodingError quotes that line."""
+    return lambda req: (0, server.raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      + req.headers["X-Api-Key"].encode() + b"\r\n"), {})
+
+
 def test_each_spelling_of_a_resolved_secret_is_redacted():
     secret = "r3dact-me/+?&'\\x"
     REDACTOR.add(secret)
@@ -411,8 +416,7 @@ def test_each_spelling_of_a_resolved_secret_is_redacted():
 
 def test_a_broken_chunked_body_echoing_the_key_is_redacted(http_server, secrets_env):
     # ChunkedEncodingError quotes the bad chunk-size line, which the server filled with our key
-    http_server.route("/data", lambda req: (0, Raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                                  + req.headers["X-Api-Key"].encode() + b"\r\n"), {}))
+    http_server.route("/data", _broken_chunk(http_server))
     with pytest.raises(SourceError) as err:
         read(api(http_server.url), allow(http_server.url))
     message = str(err.value)
@@ -591,10 +595,6 @@ HOSTILE = {
 }
 
 
-def _broken_chunk(req):
-    return 0, Raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + req.headers["X-Api-Key"].encode() + b"\r\n"), {}
-
-
 @pytest.fixture(scope="module")
 def hostile(database_factory, airflow_db, module_servers, tmp_path_factory):
     from harness import load_dag, run_dag
@@ -619,12 +619,12 @@ def hostile(database_factory, airflow_db, module_servers, tmp_path_factory):
         return 500, json.dumps({"headers": req.headers, "b64": base64.b64encode(auth).decode(), "query": req.target}), {}
 
     origin.routes.update({
-        "/ok": ok, "/echo-rows": echo_rows, "/echo-500": echo_500, "/chunked": _broken_chunk,
+        "/ok": ok, "/echo-rows": echo_rows, "/echo-500": echo_500, "/chunked": _broken_chunk(origin),
         "/redirect-other": lambda req: (302, "", {"Location": f"{other.url}/steal"}),
         "/redirect-ftp": lambda req: (302, "", {"Location": f"ftp://files.example/x?api_key={quote_plus(req.query['api_key'])}"}),
         "/big": lambda req: (200, [{"id": 1, "pad": "z" * 5000}], {}),
         "/mid1": lambda req: (200, {"items": [{"id": i, "v": "a"} for i in range(100)], "next": "/mid2"}, {}),
-        "/mid2": _broken_chunk,
+        "/mid2": _broken_chunk(origin),
     })
     marker = d / "command-ran"
     envdump = program(d, "envdump.py", f"import json, os\nopen({str(marker)!r}, 'w').close()\n"
