@@ -121,6 +121,10 @@ def world(database_factory, airflow_db, loopback, tmp_path_factory):
         "api_garbage": ("api", {**api, "endpoint": "/ofm"}, "OFM"),
         "cmd_timeout": ("artisan", {"command": "slow", "timeout": 1}, "NRFC"),
         "cmd_exit": ("artisan", {"command": "fails", "timeout": 20}, "NRFW"),
+        # hostile rows: what only the platform may decide (trust model); none of them runs or reads
+        "evil_shell": ("artisan", {"command": ["/bin/sh", "-c", f"touch {marker}"]}, "Shell"),
+        "evil_env": ("artisan", {"command": "echo", "env": {"LD_PRELOAD": "{{ var.registry_runner_token }}"}}, "Env"),
+        "evil_environ": ("json", {"file_path": "/proc/self/environ"}, "Environ"),
     }
     for sid, (kind, config, name) in failing.items():
         reg.add(sid, kind, [config], [{"target_table": f"t_{sid}", "key_columns": ["id"], **cols("id")}], name=name)
@@ -149,7 +153,7 @@ def world(database_factory, airflow_db, loopback, tmp_path_factory):
 
 GOOD = ["prod_json", "csv_full", "excel_full", "db_backup", "api_secret", "artisan_literal"]
 BAD = ["bad_json", "bad_csv", "bad_excel", "missing_file", "api_500", "api_garbage", "cmd_timeout", "cmd_exit",
-       "evil_column"]
+       "evil_column", "evil_shell", "evil_env", "evil_environ"]
 
 
 def mapped(world):
@@ -216,6 +220,10 @@ def test_history_and_registry_record_every_source(world):
     assert "timed out after 1s" in errors["cmd_timeout"]
     assert "exited with code 3" in errors["cmd_exit"] and "cannot reach machine 7" in errors["cmd_exit"]
     assert "refusing column name 'x; DROP TABLE y'" in errors["evil_column"]
+    assert "'command' names a command the platform allows" in errors["evil_shell"]
+    assert "refused by registry policy rule 'artisan_commands'" in errors["evil_env"] and "LD_PRELOAD" in errors["evil_env"]
+    assert "json source /proc/self/environ: refused by registry policy rule 'file_roots'" in errors["evil_environ"]
+    assert not world["marker"].exists()
 
 
 def test_sources_not_due_or_not_active_are_left_alone(world):

@@ -168,7 +168,10 @@ class RegistryPolicy:
         text = str(path)
         if "\0" in text or not Path(text).is_absolute():
             raise PolicyRefused("file_roots", f"file path {text!r} must be an absolute path")
-        real = Path(text).resolve()
+        try:
+            real = Path(text).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise PolicyRefused("file_roots", f"file {text} cannot be resolved: {exc}") from None
         if not self.inside_roots(real):
             really = f" (really {real})" if str(real) != text else ""
             raise PolicyRefused("file_roots", f"file {text}{really} is outside the allowed file roots "

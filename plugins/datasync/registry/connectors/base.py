@@ -88,7 +88,6 @@ def open_file(kind: str, config: Mapping[str, Any], policy: RegistryPolicy) -> t
         raise SourceError(f"{where}: file not found") from None
     except OSError as exc:
         raise SourceError(f"{where}: cannot open the file: {exc.strerror}") from None
-    f = os.fdopen(fd, "rb")
     try:
         opened = Path(f"/proc/self/fd/{fd}")
         if opened.is_symlink() and not policy.inside_roots(Path(os.readlink(opened))):
@@ -101,8 +100,9 @@ def open_file(kind: str, config: Mapping[str, Any], policy: RegistryPolicy) -> t
             raise PolicyRefused("file_roots", "only regular files are read (this is a FIFO, socket or device)",
                                 where=where)
         policy.limits.check("file_bytes", st.st_size, "the file", where)
+        f = os.fdopen(fd, "rb")
     except BaseException:
-        f.close()
+        os.close(fd)
         raise
     return f, where
 

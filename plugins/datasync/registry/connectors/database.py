@@ -140,7 +140,8 @@ def check_login(db: Database, where: str) -> None:
 def _pg_powers(db: Database) -> str:
     rows = db.fetchall(
         "SELECT r.rolname, r.rolsuper FROM pg_roles r WHERE pg_has_role(session_user, r.oid, 'MEMBER') "
-        "AND (r.rolsuper OR r.rolname = ANY(%s)) ORDER BY r.rolname", (list(PG_POWERFUL_ROLES),))
+        "AND (r.rolsuper OR r.rolname = ANY(%s)) ORDER BY r.rolname = session_user DESC, r.rolsuper DESC, r.rolname",
+        (list(PG_POWERFUL_ROLES),))
     return ", ".join(f"superuser role '{name}'" if is_super else f"member of '{name}'" for name, is_super in rows[:5])
 
 

@@ -64,21 +64,20 @@ def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryP
 
 def check_archive(raw: IO[bytes], where: str, limits: Limits) -> None:
     """Refuse a workbook that would unpack past the limits, reading only the zip directory and
-    ``[Content_Types].xml`` (itself size-checked first). Every part but the worksheets is read
-    whole by openpyxl, so each is held to ``xlsx_shared_strings_bytes``; a part counts as a
-    worksheet only if the content types call it nothing else (openpyxl finds the shared strings
-    by content type, not by name, so a renamed part gains nothing)."""
+    ``[Content_Types].xml`` (itself size-checked first). openpyxl reads every XML part but the
+    worksheets whole, so each (any part with a declared content type, or named .xml/.rels) is
+    held to ``xlsx_shared_strings_bytes``; a part counts as a worksheet only if the content types
+    call it nothing else. openpyxl finds the shared strings by content type, not by name, so
+    renaming the part gains nothing."""
     try:
         with zipfile.ZipFile(raw) as archive:
             infos = archive.infolist()
             members = {info.filename: info for info in infos}  # what archive.open(name) would read
-            limits.check("xlsx_uncompressed_bytes", sum(i.file_size for i in infos),
-                         "its uncompressed content", where)
             types = members.get(CONTENT_TYPES)
             if types is None:
                 raise SourceError(f"{where}: not a readable .xlsx workbook (no {CONTENT_TYPES})")
             limits.check("xlsx_shared_strings_bytes", types.file_size, f"part {CONTENT_TYPES}", where)
-            worksheets = _worksheet_parts(archive.read(CONTENT_TYPES))
+            declared = _content_types(archive.read(CONTENT_TYPES))
     except zipfile.BadZipFile as exc:
         raise SourceError(f"{where}: not a readable .xlsx workbook (BadZipFile: {exc})") from None
     except ElementTree.ParseError as exc:
@@ -86,16 +85,19 @@ def check_archive(raw: IO[bytes], where: str, limits: Limits) -> None:
     finally:
         raw.seek(0)
     for name, info in members.items():
-        if name not in worksheets and name.lower().endswith((".xml", ".rels")):
+        types = declared.get(name, set())
+        if types != {WORKSHEET} and (types or name.lower().endswith((".xml", ".rels"))):
             limits.check("xlsx_shared_strings_bytes", info.file_size, f"part {name} (read whole, not streamed)", where)
+    limits.check("xlsx_uncompressed_bytes", sum(i.file_size for i in infos), "its uncompressed content", where)
 
 
-def _worksheet_parts(content_types: bytes) -> set[str]:
-    kinds: dict[str, set[str]] = {}
+def _content_types(content_types: bytes) -> dict[str, set[str]]:
+    """Part name (as in the zip) -> the content types [Content_Types].xml gives it by name."""
+    declared: dict[str, set[str]] = {}
     for element in ElementTree.fromstring(content_types):
         if element.tag.endswith("}Override") and element.get("PartName"):
-            kinds.setdefault(element.get("PartName", "").lstrip("/"), set()).add(element.get("ContentType", ""))
-    return {part for part, types in kinds.items() if types == {WORKSHEET}}
+            declared.setdefault(element.get("PartName", "").lstrip("/"), set()).add(element.get("ContentType", ""))
+    return declared
 
 
 def _sheet_records(workbook: Any, config: Mapping[str, Any], where: str) -> Iterator[Record]:
