@@ -561,10 +561,11 @@ def test_migration_keeps_old_rows_and_names_them(database_factory):
         (mig,) = [m for m in plan(TARGETS["registry"]) if m.version == "registry/004"]
         for stmt in statements(mig.sql):
             conn.execute(stmt)
-        assert warnings == [f"data_source_connections hold clear-text credentials: connection {old_id} "
+        assert warnings == [f"data_source_connections rows hold clear-text credentials: id {old_id} "
                             "(headers.Authorization); replace them with {{ conn.<id>.password }} / {{ var.<name> }} placeholders"]
-        assert conn.execute("SELECT convalidated FROM pg_constraint WHERE conname = 'data_source_connections_no_secrets'"
-                            ).fetchall() == [(False,)]
+        assert conn.execute("SELECT conname, convalidated FROM pg_constraint WHERE conname LIKE '%no_secrets' ORDER BY 1"
+                            ).fetchall() == [("data_source_connections_no_secrets", False),
+                                             ("data_source_templates_no_secrets", True)]
         assert conn.execute("SELECT count(*) FROM data_source_connections").fetchall() == [(1,)]
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("INSERT INTO data_source_connections (source_id, connection_name, connection_type, connection_config) "

@@ -104,21 +104,21 @@ ALTER TABLE data_source_templates ADD CONSTRAINT data_source_templates_no_secret
 -- says which rows an admin must rewrite as placeholders.
 DO $$
 DECLARE
+    t record;
     bad text;
 BEGIN
-    SELECT string_agg(format('connection %s (%s)', id, data_source_clear_secret(connection_config)), ', ' ORDER BY id)
-    INTO bad FROM data_source_connections WHERE data_source_clear_secret(connection_config) IS NOT NULL;
-    IF bad IS NULL THEN
-        ALTER TABLE data_source_connections VALIDATE CONSTRAINT data_source_connections_no_secrets;
-    ELSE
-        RAISE WARNING 'data_source_connections hold clear-text credentials: %; replace them with {{ conn.<id>.password }} / {{ var.<name> }} placeholders', bad;
-    END IF;
-    SELECT string_agg(format('template %s (%s)', id, data_source_clear_secret(template_config)), ', ' ORDER BY id)
-    INTO bad FROM data_source_templates WHERE data_source_clear_secret(template_config) IS NOT NULL;
-    IF bad IS NULL THEN
-        ALTER TABLE data_source_templates VALIDATE CONSTRAINT data_source_templates_no_secrets;
-    ELSE
-        RAISE WARNING 'data_source_templates hold clear-text credentials: %', bad;
-    END IF;
+    FOR t IN SELECT * FROM (VALUES
+        ('data_source_connections', 'connection_config', 'data_source_connections_no_secrets'),
+        ('data_source_templates', 'template_config', 'data_source_templates_no_secrets')) AS v(tbl, col, con)
+    LOOP
+        EXECUTE format('SELECT string_agg(format(''id %%s (%%s)'', id, data_source_clear_secret(%I)), '', '' ORDER BY id) '
+                       'FROM %I WHERE data_source_clear_secret(%I) IS NOT NULL', t.col, t.tbl, t.col) INTO bad;
+        IF bad IS NULL THEN
+            EXECUTE format('ALTER TABLE %I VALIDATE CONSTRAINT %I', t.tbl, t.con);
+        ELSE
+            RAISE WARNING '% rows hold clear-text credentials: %; replace them with {{ conn.<id>.password }} / {{ var.<name> }} placeholders',
+                t.tbl, bad;
+        END IF;
+    END LOOP;
 END;
 $$;
