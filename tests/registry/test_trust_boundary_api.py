@@ -150,6 +150,15 @@ def test_unusual_spellings_of_an_ip_address_are_refused(http_server, host, secre
         allow(f"http://{host}:{port}")
 
 
+def test_a_name_that_does_not_resolve_is_down_not_a_config_error(secrets_env):
+    url = "http://no-such-host.invalid:8080"
+    with pytest.raises(SourceError) as err:
+        read(api(url), allow(url))
+    message = str(err.value)
+    assert "gave up after 2 attempt(s)" in message and "API host no-such-host.invalid does not resolve" in message
+    assert not isinstance(err.value, PolicyRefused)
+
+
 @dataclass(frozen=True)
 class AnswersWith(RegistryPolicy):
     """The policy with a stand-in for DNS: ``api.invalid`` (which never resolves) is said to be
@@ -412,6 +421,20 @@ def test_each_spelling_of_a_resolved_secret_is_redacted():
     # quoted twice over, as exception arguments inside a repr are
     for text in (repr(repr(secret)), repr([repr(secret + "\n")]), str(ValueError(repr(secret)).args)):
         assert "r3dact" not in redact(text), text
+
+
+def test_alert_text_is_redacted_whoever_built_it(caplog, capfd):
+    from datasync.registry.notify import RegistryAlertNotifier
+
+    REDACTOR.add("alert-secret-9x/+")
+    notifier = RegistryAlertNotifier(subject="source s: alert-secret-9x/+", message=f"last: {quote_plus('alert-secret-9x/+')}",
+                                     details={"last_error": {"nested": base64.b64encode(b"alert-secret-9x/+").decode()}})
+    with caplog.at_level("INFO"):
+        notifier.notify({})
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "REGISTRY ALERT: source s: ***" in logged
+    text = notifier.subject + notifier.message + json.dumps(notifier.details) + logged
+    assert_no_secret(text, "alert-secret-9x/+")
 
 
 def test_a_broken_chunked_body_echoing_the_key_is_redacted(http_server, secrets_env):

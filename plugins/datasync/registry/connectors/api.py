@@ -114,7 +114,7 @@ def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryP
     where = f"{KIND} source {_shown(config['base_url'])}" if literal else f"{KIND} source"
     try:
         if literal:  # a host the platform has not allowed gets no secret looked up for it
-            policy.api_url(config["base_url"])
+            _check_now(policy, config["base_url"])
         # Resolved now, so a missing connection fails before any request; into a private copy,
         # so the registry row keeps its placeholders.
         resolved = secrets.resolve(dict(config))
@@ -122,7 +122,7 @@ def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryP
         if urlsplit(resolved["base_url"]).username is not None:
             raise SourceConfigError(f"{KIND} source: base_url may not carry user info; send credentials in headers")
         if not literal:
-            policy.api_url(resolved["base_url"])  # checked again before each request
+            _check_now(policy, resolved["base_url"])
     except _rules().PolicyRefused as exc:
         raise exc.at(redact(where)) from None
     session = session or requests.Session()
@@ -131,6 +131,17 @@ def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryP
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return batched(_records(_Client(resolved, secrets, session, policy)), batch_size)
+
+
+def _check_now(policy: RegistryPolicy, url: str) -> None:
+    """Refuse before anything is sent what the policy refuses. A name that does not resolve (yet)
+    is left to the requests, which check it again and retry."""
+    try:
+        policy.api_url(url)
+    except _rules().PolicyRefused:
+        raise
+    except SourceConfigError:
+        pass
 
 
 def _records(client: _Client) -> Iterator[Record]:

@@ -14,7 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from requests import ConnectionError as RequestsConnectionError
 from requests.adapters import HTTPAdapter
+
+from datasync.registry.connectors.base import SourceConfigError
+from datasync.registry.policy import PolicyRefused
 
 if TYPE_CHECKING:
     from datasync.registry.policy import RegistryPolicy
@@ -26,7 +30,12 @@ class PinnedAdapter(HTTPAdapter):
         self.policy = policy
 
     def send(self, request: Any, **kwargs: Any) -> Any:
-        request.pinned_address = self.policy.api_url(request.url)[0]  # PolicyRefused: nothing is sent
+        try:
+            request.pinned_address = self.policy.api_url(request.url)[0]
+        except PolicyRefused:  # nothing is sent
+            raise
+        except SourceConfigError as exc:  # the name does not resolve: as retryable as a refused connection
+            raise RequestsConnectionError(str(exc), request=request) from None
         request.headers["Host"] = host_header(request.url)
         kwargs["proxies"] = {}
         return super().send(request, **kwargs)

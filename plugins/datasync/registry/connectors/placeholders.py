@@ -84,7 +84,10 @@ class Secrets:
 
     def _pair(self, conn_id: str, field: str, value: str) -> None:
         """Login and password of one connection may travel together as ``Basic base64(login:password)``."""
-        (self._logins if field == "login" else self._passwords if field == "password" else {})[conn_id] = value
+        if field == "login":
+            self._logins[conn_id] = value
+        elif field == "password":
+            self._passwords[conn_id] = value
         if conn_id in self._logins and conn_id in self._passwords:
             REDACTOR.add_basic_auth(self._logins[conn_id], self._passwords[conn_id])
 
