@@ -314,6 +314,18 @@ def test_redirect_to_the_metadata_address_is_refused_at_the_hop(http_server, sec
     assert "169.254.169.254" in message
 
 
+def test_unparsable_locations_and_next_links_are_refused_by_name(http_server, secrets_env):
+    http_server.route("/data", lambda req: (302, "", {"Location": "http://[::1/x?api_key=" + quote_plus(KEY)}))
+    with pytest.raises(SourceError, match=f"api source GET {http_server.url}/data: ValueError: Invalid IPv6 URL") as err:
+        read(api(http_server.url), allow(http_server.url))
+    assert_no_secret(str(err.value))
+    assert len(http_server.requests) == 1  # not retried, nothing followed
+    http_server.json("/list", {"items": [], "next": "http://[::1/y"})
+    cfg = api(http_server.url, endpoint="/list", records_path="items", pagination={"type": "next", "next_path": "next"})
+    with pytest.raises(SourceError, match=r"next link http://\.\.\. is not a valid URL"):
+        read(cfg, allow(http_server.url))
+
+
 def test_next_link_to_another_origin_is_not_followed(http_server, other_server, secrets_env):
     http_server.json("/data", {"items": [{"id": 1}], "next": f"{other_server.url}/page2"})
     cfg = api(http_server.url, records_path="items", pagination={"type": "next", "next_path": "next"})

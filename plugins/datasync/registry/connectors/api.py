@@ -210,7 +210,9 @@ class _Client:
         self.origin = _origin(config["base_url"])
 
     def follow(self, current: str, next_url: str, seen: set[str]) -> str:
-        url = urljoin(current, next_url)
+        url = _join(current, next_url)
+        if url is None:
+            raise self.secrets.error(f"{KIND} source {_shown(current)}: next link {_shown(next_url)} is not a valid URL")
         # Our auth headers go with every request: never send them to a host the config did not name.
         if _same_origin(url, self.origin) is not True:
             raise self.secrets.error(f"{KIND} source: next link {_shown(url)} leaves {self.origin}; refusing to follow")
@@ -256,7 +258,8 @@ class _Client:
                 response, body = self._send(url, params)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 problem = _describe(exc)
-            except requests.RequestException as exc:  # InvalidSchema, InvalidURL, ContentDecodingError, ...: final
+            except (requests.RequestException, ValueError) as exc:  # InvalidURL, ContentDecodingError, ...: final
+                # (ValueError: requests parses a redirect's Location even when not following it)
                 raise self.secrets.error(f"{where}: {_describe(exc)}") from None
             else:
                 if response.status_code < 400:
@@ -286,7 +289,7 @@ class _Client:
             try:
                 if not response.is_redirect:
                     return response, self._body(response)
-                target = urljoin(response.url, response.headers["Location"])
+                target = urljoin(response.url, response.headers["Location"])  # requests parsed it already
             finally:
                 response.close()
             method, body = self._redirect(response, target, method, body)
@@ -339,7 +342,14 @@ def _same_origin(url: str, origin: str) -> bool | None:
     """True/False; None when ``url`` has no origin at all (not http(s), bad port)."""
     try:
         return _origin(url) == origin
-    except SourceError:
+    except ValueError:  # PolicyRefused is one too
+        return None
+
+
+def _join(base: str, ref: str) -> str | None:
+    try:
+        return urljoin(base, ref)
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 host)
         return None
 
 
