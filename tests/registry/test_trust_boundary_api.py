@@ -249,7 +249,9 @@ def test_302_to_another_host_is_refused_and_carries_nothing_there(http_server, o
 
 def test_redirect_to_an_allowed_origin_is_followed_without_configured_headers_or_query(http_server, other_server,
                                                                                        secrets_env):
-    http_server.route("/data", lambda req: (302, "", {"Location": f"{other_server.url}/mirror?page=1"}))
+    # (cookies do not tell ports apart: one set by the first server would go to the second)
+    http_server.route("/data", lambda req: (302, "", {"Location": f"{other_server.url}/mirror?page=1",
+                                                      "Set-Cookie": "sid=origin-session-cookie; Path=/"}))
     other_server.json("/mirror", [{"id": 9}])
     assert read(api(http_server.url), allow(http_server.url, other_server.url)) == [{"id": 9}]
     assert http_server.requests[0].headers["X-Api-Key"] == KEY  # the configured origin gets them

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http.cookiejar import DefaultCookiePolicy
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
@@ -127,6 +128,9 @@ def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryP
         raise exc.at(redact(where)) from None
     session = session or requests.Session()
     session.trust_env = False  # no proxy (it would resolve names unchecked) and no ~/.netrc credentials
+    # No cookies kept from responses: a jar does not tell ports apart, so one origin's session
+    # cookie would follow a redirect to another origin on the same host.
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     adapter = PinnedAdapter(policy)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -258,6 +262,8 @@ class _Client:
                 response, body = self._send(url, params)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 problem = _describe(exc)
+            except SourceError:  # refusals and limits (PolicyRefused is a ValueError too)
+                raise
             except (requests.RequestException, ValueError) as exc:  # InvalidURL, ContentDecodingError, ...: final
                 # (ValueError: requests parses a redirect's Location even when not following it)
                 raise self.secrets.error(f"{where}: {_describe(exc)}") from None
