@@ -260,7 +260,7 @@ def shown_url(url: Any) -> str:
         host = parts.hostname or ""
         netloc = f"[{host}]" if ":" in host else host
         netloc += f":{parts.port}" if parts.port else ""
-    except ValueError:  # an unparsable port: say no more than the scheme
+    except ValueError:  # unparsable (a bad port, an unclosed IPv6 bracket): say no more than the scheme
         return f"{str(url).split(':', 1)[0][:20]}://..."
     query = "?..." if parts.query else ""
     return f"{parts.scheme}://{netloc}{parts.path}{query}"[:300]
