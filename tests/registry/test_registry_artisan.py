@@ -96,7 +96,8 @@ def test_environment_is_minimal_and_secrets_come_from_variables(script, monkeypa
     monkeypatch.setenv("AIRFLOW_CONN_SECRET_DB", "postgresql://u:hunter22@db/x")
     monkeypatch.setenv("AIRFLOW_VAR_ARTISAN_TOKEN", "tok-123456")
     argv = script("env.py", "import json, os\nprint(json.dumps([dict(os.environ)]))\n")
-    env = read_all(argv, {"env": {"SYNC_TOKEN": "{{ var.artisan_token }}"}}, env=("SYNC_TOKEN",))[0]
+    env = read_all(argv, {"env": {"SYNC_TOKEN": "{{ var.artisan_token }}"}}, env=("SYNC_TOKEN",),
+                   placeholder_variables=["artisan_token"])[0]
     assert env["SYNC_TOKEN"] == "tok-123456"
     assert not any(k.startswith("AIRFLOW") for k in env)  # the worker's secrets stay with the worker
     assert "PATH" in env or "PATH" not in os.environ
@@ -104,7 +105,9 @@ def test_environment_is_minimal_and_secrets_come_from_variables(script, monkeypa
 
 def test_credentials_in_arguments_are_refused():
     with pytest.raises(SourceConfigError, match=r"argument --api-token=\.\.\. carries a credential"):
-        open_source("artisan", {"command": "sync", "parameters": ["--api-token=abc123"]},
+        # a placeholder too: arguments are visible to every user of the worker (a literal is refused
+        # earlier, as a clear-text credential)
+        open_source("artisan", {"command": "sync", "parameters": ["--api-token={{ var.artisan_token }}"]},
                     policy=allow_command(["/usr/bin/php"], parameters=(".+",)))
 
 
@@ -112,7 +115,8 @@ def test_secret_in_stderr_is_redacted(script, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_ARTISAN_TOKEN", "tok-123456")
     argv = script("leak.py", "import os, sys\nsys.stderr.write('auth failed for ' + os.environ['SYNC_TOKEN'])\nsys.exit(1)\n")
     with pytest.raises(SourceError) as err:
-        read_all(argv, {"env": {"SYNC_TOKEN": "{{ var.artisan_token }}"}}, env=("SYNC_TOKEN",))
+        read_all(argv, {"env": {"SYNC_TOKEN": "{{ var.artisan_token }}"}}, env=("SYNC_TOKEN",),
+                   placeholder_variables=["artisan_token"])
     assert "auth failed for ***" in str(err.value) and "tok-123456" not in str(err.value)
 
 

@@ -210,23 +210,67 @@ class RegistryPolicy:
             raise SourceConfigError(f"API host {parts.hostname} does not resolve: {exc}") from None
         addresses = sorted({info[4][0] for info in infos})
         for address in addresses:
-            ip = ipaddress.ip_address(address.split("%")[0])
-            if not ip.is_global and not any(ip in net for net in self.api_private_networks):
-                raise PolicyRefused("api_private_networks", f"API host {parts.hostname} resolves to non-public address {ip}")
+            for ip in _reached(ipaddress.ip_address(address.split("%")[0])):
+                if not ip.is_global and not any(ip in net for net in self.api_private_networks):
+                    raise PolicyRefused("api_private_networks",
+                                        f"API host {parts.hostname} resolves to non-public address {ip}")
         return addresses
+
+
+def _reached(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The address and any IPv4 address embedded in it: ``::ffff:127.0.0.1`` *is* 127.0.0.1, and
+    6to4/Teredo/NAT64 addresses lead to theirs, so each must pass on its own."""
+    if ip.version == 4:
+        return [ip]
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    embedded = [ip.sixtofour, *(ip.teredo or ())]
+    if ip in _NAT64:
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [ip, *(e for e in embedded if e is not None)]
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Hosts made only of digits, dots and hex: resolvers read "2130706433", "0x7f.1", "0177.0.0.1" and
+# "127.1" as 127.0.0.1. Only the canonical dotted quad is accepted, so what a policy or an error
+# message shows is the address that is reached.
+_NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]*))*", re.I)
 
 
 def origin(url: str) -> str:
     """``scheme://host:port`` with the default port written out, lower-cased."""
     parts = urlsplit(str(url).strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PolicyRefused("api_origins", f"{url!r} is not an http(s) URL")
+        raise PolicyRefused("api_origins", f"{shown_url(url)} is not an http(s) URL")
     try:
         port = parts.port or _default_port(parts.scheme)
     except ValueError:
-        raise PolicyRefused("api_origins", f"{url!r} has an invalid port") from None
+        raise PolicyRefused("api_origins", f"{shown_url(url)} has an invalid port") from None
     host = parts.hostname.lower()
+    if _NUMERIC_HOST.fullmatch(host) and not _canonical_ipv4(host):
+        raise PolicyRefused("api_origins", f"host {host!r} is an unusual spelling of an IP address; "
+                            "write IPv4 addresses as four decimal numbers (e.g. 10.0.0.7)")
     return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def shown_url(url: Any) -> str:
+    """A URL fit for a message: no user info, query or fragment (where credentials travel)."""
+    try:
+        parts = urlsplit(str(url))
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        netloc += f":{parts.port}" if parts.port else ""
+    except ValueError:  # unparsable (a bad port, an unclosed IPv6 bracket): say no more than the scheme
+        return f"{str(url).split(':', 1)[0][:20]}://..."
+    query = "?..." if parts.query else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{query}"[:300]
+
+
+def _canonical_ipv4(host: str) -> bool:
+    try:
+        return str(ipaddress.IPv4Address(host)) == host
+    except ValueError:
+        return False
 
 
 def _default_port(scheme: str) -> int:

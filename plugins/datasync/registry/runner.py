@@ -32,7 +32,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Any
 
@@ -43,6 +43,7 @@ from datasync.engine.state import Position, Reject
 from datasync.registry.connectors import SourceError, SourceNotConfigured, open_source
 from datasync.registry.mapping import MappingError, Mapper, compile_mapping, ensure_target_table
 from datasync.registry.policy import PolicyInvalid, RegistryPolicy
+from datasync.registry.redact import redact, redact_value
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +289,8 @@ def open_with_failover(source: Source, batch_size: int, policy: RegistryPolicy) 
             failures.append(f"{conn.role} '{conn.name}' not configured: {exc}")
             continue
         except (SourceError, OSError) as exc:
-            failures.append(f"{conn.role} '{conn.name}' failed: {exc}")
-            log.warning("%s: %s connection '%s' failed: %s", source.source_id, conn.role, conn.name, exc)
+            failures.append(f"{conn.role} '{conn.name}' failed: {redact(exc)}")
+            log.warning("%s: %s connection '%s' failed: %s", source.source_id, conn.role, conn.name, redact(exc))
             continue
         if failures:
             log.warning("%s: served by %s connection '%s'", source.source_id, conn.role, conn.name)
@@ -325,7 +326,10 @@ class _Feed:
         clock = time.perf_counter
         while True:
             t0 = clock()
-            batch = next(self.batches, None)
+            try:
+                batch = next(self.batches, None)
+            except Exception as exc:  # the engine logs what the feed raises: it gets the redacted text only
+                raise SourceError(_describe(exc)) from None
             t1 = clock()
             self.timings["read"] += t1 - t0
             if batch is None:
@@ -414,7 +418,7 @@ def _history_finish(db: Database, history_id: int, outcome: MappingOutcome, conn
                     duration_ms: int) -> None:
     """Part of the caller's transaction (committed with the registry update)."""
     c = outcome.counts
-    message = outcome.error or outcome.note
+    message = _stored(outcome.error or outcome.note)
     db.execute(
         "UPDATE data_source_sync_history SET sync_status = %s, connection_id = %s, connection_role = %s, "
         "records_processed = %s, records_inserted = %s, records_updated = %s, records_unchanged = %s, "
@@ -422,16 +426,23 @@ def _history_finish(db: Database, history_id: int, outcome: MappingOutcome, conn
         "sync_completed_at = greatest(now(), sync_started_at) WHERE id = %s",
         (outcome.status, connection_id, outcome.role, c.get("processed", 0), c.get("inserted", 0), c.get("updated", 0),
          c.get("unchanged", 0), c.get("deleted", 0), c.get("rejected", 0), c.get("duplicate", 0), duration_ms,
-         message[:ERROR_TEXT_LIMIT] if message else None, history_id),
+         message, history_id),
     ).close()
 
 
 def _describe(exc: BaseException) -> str:
-    # Connector errors are already redacted and name the source; others get their type for context.
+    # Connector errors name the source; others get their type for context. Redacted whatever
+    # raised it: a library's exception may quote a URL, a header or a repr of either.
     text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, (SourceError, MappingError, SourceSyncFailed)):
-        return text
-    return f"{type(exc).__name__}: {text}"
+    if not isinstance(exc, (SourceError, MappingError, SourceSyncFailed)):
+        text = f"{type(exc).__name__}: {text}"
+    return redact(text)
+
+
+def _stored(text: str | None) -> str | None:
+    """Error text as history and the registry row keep it: redacted, then cut (cutting first
+    could leave half a secret that no longer matches)."""
+    return redact(text)[:ERROR_TEXT_LIMIT] if text else None
 
 
 def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_id: str | None, batch_size: int,
@@ -519,7 +530,7 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
             outcome.error += f" ({opened.note()})"
         if feed is not None:
             outcome.counts = {"processed": feed.read, "rejected": feed.rejected}
-        log.error("%s -> %s failed: %s", source.source_id, mapping.target_table, outcome.error)
+        log.error("%s -> %s failed: %s", source.source_id, mapping.target_table, redact(outcome.error))
     if opened is not None:
         opened.close()  # a source that failed half-way may still hold a server-side cursor
     if feed is not None and feed.rejects:
@@ -528,6 +539,8 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
 
 
 def _keep_rejects(db: Database, name: str, run_id: str | None, rejects: list[Reject]) -> None:
+    rejects = [replace(r, key=redact_value(r.key), value=redact_value(r.value), reason=redact(r.reason),
+                       row=redact_value(r.row)) for r in rejects]
     try:
         state.write_rejects(db, name, run_id, rejects)
         db.commit()
@@ -570,10 +583,10 @@ def _record_outcome(db: Database, source: Source, error: str | None, *, final_at
             "UPDATE data_source_registry SET error_count = error_count + 1, last_error = %s, "
             "next_sync = now() + make_interval(secs => refresh_interval), "
             "status = CASE WHEN status = 'active' AND error_count + 1 >= %s THEN 'error' ELSE status END "
-            "WHERE id = %s RETURNING error_count, status", (error[:ERROR_TEXT_LIMIT], threshold, source.id))
+            "WHERE id = %s RETURNING error_count, status", (_stored(error), threshold, source.id))
     else:  # Airflow retries this attempt: only the last one of a run counts as a failed sync
         row = db.fetchone("UPDATE data_source_registry SET last_error = %s WHERE id = %s RETURNING error_count, status",
-                          (error[:ERROR_TEXT_LIMIT], source.id))
+                          (_stored(error), source.id))
     if row is None:
         raise SourceGone(f"source {source.source_id} was deleted while it ran")
     return RegistryUpdate(row[0], row[1], row[1] == "error" and source.status != "error")
@@ -639,7 +652,7 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
             db.commit()  # history and registry land together
             timings["registry"] += time.perf_counter() - t
     except LockTimeout as exc:
-        raise SourceSyncFailed(f"{source_id}: {exc}") from None
+        raise SourceSyncFailed(redact(f"{source_id}: {exc}")) from None
     finally:
         db.rollback()
 
@@ -658,11 +671,11 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
         "duration_ms": int((time.perf_counter() - started) * 1000),
     }
     if failed:
-        raise SourceSyncFailed(f"source {source.source_id} ({source.name}) failed "
-                               f"[{update.error_count} consecutive, status {update.status}]: {error}")
+        raise SourceSyncFailed(redact(f"source {source.source_id} ({source.name}) failed "
+                                      f"[{update.error_count} consecutive, status {update.status}]: {error}"))
     if skipped:
         summary["note"] = "; ".join(o.note or "" for o, *_ in results)
-    return summary
+    return redact_value(summary)  # XCom
 
 
 def _alert(source: Source, update: RegistryUpdate, error: str | None, run_id: str | None,
