@@ -7,10 +7,12 @@ project-local SQLite metadata DB (``.airflow/test``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -175,6 +177,28 @@ def migrated_target(database_factory) -> Callable[[str], TestDatabase]:
         return cache[name]
 
     return get
+
+
+@contextlib.contextmanager
+def lock_held(conn_id: str, name: str) -> Iterator[None]:
+    """Another run holding the named lock ``name`` on ``conn_id`` (its own session, in a thread)."""
+    from datasync.db import connected, named_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with connected(conn_id) as db, named_lock(db, name):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    try:
+        assert held.wait(10), f"could not take {name} on {conn_id}"
+        yield
+    finally:
+        release.set()
+        thread.join()
 
 
 def run_dag(dag, conf: dict | None = None, logical_date=None, retries: int = 0):

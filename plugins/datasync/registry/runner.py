@@ -422,10 +422,10 @@ def _history_finish(db: Database, history_id: int, outcome: MappingOutcome, conn
     db.execute(
         "UPDATE data_source_sync_history SET sync_status = %s, connection_id = %s, connection_role = %s, "
         "records_processed = %s, records_inserted = %s, records_updated = %s, records_unchanged = %s, "
-        "records_deleted = %s, records_rejected = %s, sync_duration_ms = %s, error_message = %s, "
+        "records_deleted = %s, records_rejected = %s, records_duplicate = %s, sync_duration_ms = %s, error_message = %s, "
         "sync_completed_at = greatest(now(), sync_started_at) WHERE id = %s",
         (outcome.status, connection_id, outcome.role, c.get("processed", 0), c.get("inserted", 0), c.get("updated", 0),
-         c.get("unchanged", 0), c.get("deleted", 0), c.get("rejected", 0), duration_ms,
+         c.get("unchanged", 0), c.get("deleted", 0), c.get("rejected", 0), c.get("duplicate", 0), duration_ms,
          message, history_id),
     ).close()
 
@@ -506,7 +506,8 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
 
         c = result.counts
         outcome.counts = {"processed": feed.read, "inserted": c.inserted, "updated": c.updated,
-                          "unchanged": c.unchanged, "deleted": c.deleted + purged, "rejected": c.rejected + feed.rejected}
+                          "unchanged": c.unchanged, "deleted": c.deleted + purged, "rejected": c.rejected + feed.rejected,
+                          "duplicate": c.duplicates}
         outcome.status = "partial" if outcome.counts["rejected"] else "success"
         notes = [n for n in (
             opened.note(),
