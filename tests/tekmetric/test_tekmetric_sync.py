@@ -13,7 +13,7 @@ from datasync.tekmetric.compare import differences
 from harness import load_dag, run_dag, task_states
 
 UTC = dt.timezone.utc
-# Before all generated data (anchored at this hour, reaching ~92 days back); 2 slices of 61 days.
+# Before all generated data (anchored at the previous hour, reaching ~92 days back); 2 slices of 61 days.
 BACKFILL = {"backfill_start": (dt.date.today() - dt.timedelta(days=120)).isoformat(), "window_days": 61}
 
 
