@@ -69,15 +69,18 @@ if [ "$WITH_SERVERS" = 1 ]; then
 fi
 
 # --- Python environment ----------------------------------------------------------------------
-want=$(cat requirements.txt constraints.txt | sha256sum | cut -c1-16)
+want=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PY" -m venv .venv || die "could not create .venv with $PY (apt-get install python3-venv)"
 fi
 if [ "$(cat .venv/.installed 2>/dev/null)" != "$want" ]; then
   say "installing requirements into .venv (pinned by constraints.txt; a few minutes the first time)"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt >.venv/pip.log 2>&1 \
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt >.venv/pip.log 2>&1 \
     || die "pip could not install the requirements: $(grep -m1 -iE 'error' .venv/pip.log || tail -n 1 .venv/pip.log) (full log: .venv/pip.log)"
+  # A tree pip itself calls broken (a missing or conflicting dependency) is not installed.
+  .venv/bin/pip check --disable-pip-version-check >.venv/pip-check.log 2>&1 \
+    || die "pip check found a broken dependency tree: $(head -n 1 .venv/pip-check.log) (full list: .venv/pip-check.log)"
   echo "$want" > .venv/.installed
 fi
 
