@@ -8,6 +8,7 @@ period. Nothing is ever stopped by name. Each process writes ``<home>/logs/proce
 
     python scripts/airflow_stack.py up      # what `make up` runs: demo data, prints URL and login
     python scripts/airflow_stack.py down    # stops the processes `up` recorded
+    python scripts/airflow_stack.py seed-demo --data-dir DIR   # demo rows only (compose --profile demo)
 """
 
 from __future__ import annotations
@@ -119,24 +120,26 @@ def _signal_tree(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-def stop_process(pid: int, started: str | None, grace: float = 20.0) -> None:
-    """SIGTERM the process group of ``pid`` (we started it with its own session), SIGKILL after ``grace``.
+def stop_processes(processes: Iterable[tuple[int, str | None]], grace: float = 20.0) -> None:
+    """SIGTERM each process group (we start every process in a session of its own) at once,
+    SIGKILL whatever still lives after ``grace`` seconds.
 
-    ``started`` is the process's /proc start time recorded at launch: a PID reused by another
-    program since then is left alone.
+    Each entry is ``(pid, start time)`` as recorded at launch: a PID reused by another program
+    since then is left alone.
     """
-    if started is not None and start_time(pid) != started:
-        return
-    tree = [pid, *descendants(pid)]
-    _signal_tree(pid, signal.SIGTERM)
+    ours = [pid for pid, started in processes if started is None or start_time(pid) == started]
+    trees = {pid: [pid, *descendants(pid)] for pid in ours}
+    for pid in ours:
+        _signal_tree(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(alive(p) for p in tree):
+    while time.monotonic() < deadline and any(alive(p) for tree in trees.values() for p in tree):
         time.sleep(0.2)
-    if any(alive(p) for p in tree):
-        _signal_tree(pid, signal.SIGKILL)
-        for p in tree:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(p, signal.SIGKILL)
+    for pid, tree in trees.items():
+        if any(alive(p) for p in tree):
+            _signal_tree(pid, signal.SIGKILL)
+            for p in tree:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(p, signal.SIGKILL)
 
 
 def kill_tree(pid: int) -> list[int]:
@@ -360,10 +363,9 @@ class AirflowStack:
         return next(p for p in self.processes if p.name == name)
 
     def stop(self, grace: float = 20.0) -> None:
-        """Stop every process by PID (workers first), then drop what the stack owns."""
-        order = sorted(self.processes, key=lambda p: (not p.name.startswith("worker"), p.name == "api-server"))
-        for proc in order:
-            stop_process(proc.pid, proc.started, grace)
+        """Stop every process by PID, then drop what the stack owns (Redis DB, metadata DB if asked)."""
+        stop_processes(((p.pid, p.started) for p in self.processes), grace)
+        for proc in self.processes:
             if proc.popen is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.popen.wait(timeout=5)
@@ -524,14 +526,12 @@ class AirflowStack:
 
 
 # --- demo data (make up) --------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _quiet_say() -> Iterator[Any]:
-    class Say:
-        @staticmethod
-        def say(text: str) -> None:
-            print(f"[up] {text}", flush=True)
+class _Say:
+    """What the demo loaders report to (they call ``.say``)."""
 
-    yield Say()
+    @staticmethod
+    def say(text: str) -> None:
+        print(f"[demo-data] {text}", flush=True)
 
 
 def demo_connections(tekmetric_url: str, tekmetric_id: str, tekmetric_secret: str) -> dict[str, str]:
@@ -544,29 +544,33 @@ def demo_connections(tekmetric_url: str, tekmetric_id: str, tekmetric_secret: st
     return env
 
 
-def seed_demo(data_dir: Path) -> None:
-    """Migrate the demo databases and load the demo rows every pipeline reads (idempotent)."""
+def seed_demo(data_dir: Path, registry_sources: int | None = None) -> dict[str, Any]:
+    """Migrate the databases behind the connections and load the demo rows every pipeline reads:
+    lifecycle_db, tidb_ops + supabase_ptmmm (four weeks of PTMMM activity), the registry's demo JSON
+    sources (the first ``registry_sources`` of them; all when None) with their files in ``data_dir``.
+    Idempotent. Returns ``kpi_day`` (the last day with PTMMM activity) and the registered ``sources``."""
+    import datetime as dt
+
     from datasync import lifecycle
     from datasync.db import connected
     from datasync.migrate import migrate
     from datasync.ptmmm.demo import load_demo_data
     from datasync.registry import demo as registry_demo
 
-    with _quiet_say() as out:
-        for report in migrate():
-            out.say(report.summary())
-        with connected(lifecycle.SOURCE_CONN) as db:
-            counts = lifecycle.seed_demo(db.conn)
-        out.say("lifecycle_db: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
-        load_demo_data(out)
-        import datetime as dt
-
-        now = dt.datetime.now(dt.timezone.utc)
-        registry_demo.write_json_sources(data_dir, now)
-        with connected("registry_db") as db:
-            registry_demo.register_json_sources(db, data_dir, registry_demo.JSON_SOURCES)
-            db.commit()
-        out.say(f"registry_db: {len(registry_demo.JSON_SOURCES)} JSON sources in {data_dir}")
+    out = _Say()
+    for report in migrate():
+        out.say(report.summary())
+    with connected(lifecycle.SOURCE_CONN) as db:
+        counts = lifecycle.seed_demo(db.conn)
+    out.say("lifecycle_db: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+    kpi_day = load_demo_data(out)
+    sources = registry_demo.JSON_SOURCES[:registry_sources]
+    registry_demo.write_json_sources(data_dir, dt.datetime.now(dt.timezone.utc))
+    with connected("registry_db") as db:
+        registry_demo.register_json_sources(db, data_dir, sources)
+        db.commit()
+    out.say(f"registry_db: {len(sources)} JSON sources reading {data_dir}")
+    return {"kpi_day": kpi_day, "sources": sources}
 
 
 def _create_demo_databases() -> None:
@@ -649,8 +653,13 @@ def main(argv: list[str] | None = None) -> int:
     up_cmd = sub.add_parser("up", help="start the local Airflow with the demo data")
     up_cmd.add_argument("--port", type=int, default=int(os.environ.get("AIRFLOW_UI_PORT", "8080")))
     sub.add_parser("down", help="stop it")
+    seed = sub.add_parser("seed-demo", help="migrate the databases behind the connections and load the demo rows")
+    seed.add_argument("--data-dir", type=Path, required=True, help="where the registry's demo files go")
     args = parser.parse_args(argv)
     try:
+        if args.command == "seed-demo":
+            seed_demo(args.data_dir)
+            return 0
         return up(args.port) if args.command == "up" else down()
     except StackError as exc:
         print(f"[{args.command}] FAILED: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from airflow_stack import alive
+from airflow_stack import alive, seed_demo
 from cluster import HEARTBEAT_TIMEOUT
 
 EVERY_DAG = {"db_migrate", "lifecycle_sync", "ptmmm_daily_kpi_etl", "ptmmm_kpi_rollback", "ptmmm_master_data",
@@ -75,28 +75,9 @@ def test_db_migrate_through_the_rest_api(airflow_cluster):
 
 @pytest.fixture(scope="module")
 def demo_data(airflow_cluster):
-    """The demo rows the pipelines read, seeded the way `make demo` / `make up` do."""
-    from datasync import lifecycle
-    from datasync.db import connected
-    from datasync.ptmmm.demo import load_demo_data
-    from datasync.registry import demo as registry_demo
-
-    class Say:
-        lines: list[str] = []
-
-        def say(self, text: str) -> None:
-            self.lines.append(text)
-
+    """The demo rows the pipelines read, loaded as `make up` and compose's demo profile do."""
     with airflow_cluster.connections():
-        with connected(lifecycle.SOURCE_CONN) as db:
-            lifecycle.seed_demo(db.conn)
-        last_day = load_demo_data(Say())
-        sources = registry_demo.JSON_SOURCES[:REGISTRY_SOURCES]
-        registry_demo.write_json_sources(airflow_cluster.data_dir, dt.datetime.now(dt.timezone.utc))
-        with connected("registry_db") as db:
-            registry_demo.register_json_sources(db, airflow_cluster.data_dir, sources)
-            db.commit()
-    return {"kpi_day": last_day, "sources": sources}
+        return seed_demo(airflow_cluster.data_dir, registry_sources=REGISTRY_SOURCES)
 
 
 def test_every_pipeline_runs_on_the_cluster_and_lands_its_rows(airflow_cluster, demo_data):

@@ -48,7 +48,7 @@ AIRFLOW_COMPONENTS = {  # service -> the airflow command it runs
 AIRFLOW_SERVICES = set(AIRFLOW_COMPONENTS) | {"airflow-init"}
 REQUIRED_SERVICES = AIRFLOW_SERVICES | {"redis", "postgres", "tidb", "warehouse-db", "tekmetric-emulator"}
 # One-shot or on-demand services, and TiDB (its image has no tool to probe with; airflow-init waits for it).
-NO_HEALTHCHECK = {"airflow-init", "airflow-cli", "tidb"}
+NO_HEALTHCHECK = {"airflow-init", "airflow-cli", "demo-data", "tidb"}
 
 POOLS = {"tekmetric_api": 4, "registry_sources": 16, "db_sync": 8}
 SHARED_SECRETS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY")
