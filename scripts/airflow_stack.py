@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -413,7 +413,7 @@ class AirflowStack:
         while time.monotonic() < deadline:
             self.check_processes()
             try:
-                health = self._get_json("/api/v2/monitor/health", auth=False)
+                health = self.api("GET", "/api/v2/monitor/health", auth=False)
                 unhealthy = [k for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")
                              if (health.get(k) or {}).get("status") != "healthy"]
                 not_ready = [w for w in workers if " ready." not in self.log_text(w)]
@@ -472,9 +472,6 @@ class AirflowStack:
         if reply.status_code not in set(expect):
             raise StackError(f"{method} {path} answered {reply.status_code}: {reply.text[:500]}")
         return reply.json() if reply.content else None
-
-    def _get_json(self, path: str, auth: bool = True) -> Any:
-        return self.api("GET", path, auth=auth)
 
     def dag_ids(self) -> set[str]:
         dags = self.api("GET", "/api/v2/dags", params={"limit": 100})["dags"]
@@ -598,9 +595,11 @@ LOCAL_HOME = REPO / ".airflow" / "local"
 def up(port: int) -> int:
     home = LOCAL_HOME
     running = AirflowStack.from_state(home)
-    if running is not None and any(alive(p.pid) and start_time(p.pid) == p.started for p in running.processes):
-        print(f"[up] already running at {running.url} (make down stops it)")
-        return 0
+    if running is not None:
+        if any(alive(p.pid) and start_time(p.pid) == p.started for p in running.processes):
+            print(f"[up] already running at {running.url} (make down stops it)")
+            return 0
+        running.stop(grace=0)  # left behind by a reboot or a crash: free its Redis database
     sys.path.insert(0, str(REPO / "plugins"))
     data_dir = home / "demo-data" / "registry"
     emulator_port = free_port()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything `make demo` and `make test` need, on a fresh Debian 12 (as root) or a ready machine:
-# system packages when absent, PostgreSQL and MariaDB started when down, the venv from
+# system packages when absent, PostgreSQL, MariaDB and Redis started when down, the venv from
 # constraints.txt (only when requirements changed), and a project-local AIRFLOW_HOME.
 # Each failure ends with one line saying what failed and what to do.
 set -uo pipefail
@@ -24,6 +24,7 @@ command -v gcc >/dev/null || missing+=(build-essential)
 if [ "$WITH_SERVERS" = 1 ]; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+  command -v redis-server >/dev/null || missing+=(redis-server)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing system packages: ${missing[*]}. Install them (sudo apt-get install -y ${missing[*]}) and rerun"
@@ -66,6 +67,12 @@ if [ "$WITH_SERVERS" = 1 ]; then
     mariadb -u root -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')" \
       || die "cannot log in to MariaDB as root on 127.0.0.1 with an empty password"
   fi
+  if ! port_open 6379; then
+    # The Celery broker of the cluster tests and `make up`.
+    say "starting Redis"
+    redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --logfile /tmp/datasync-redis.log >/dev/null 2>&1 || true
+    wait_port 6379 || die "Redis did not start on 127.0.0.1:6379 (see /tmp/datasync-redis.log)"
+  fi
 fi
 
 # --- Python environment ----------------------------------------------------------------------
@@ -90,4 +97,4 @@ if [ ! -f "$AIRFLOW_HOME/airflow.db" ]; then
   say "initialising Airflow metadata DB in $AIRFLOW_HOME (SQLite)"
   .venv/bin/airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || die "airflow db migrate failed (see $AIRFLOW_HOME/db-migrate.log)"
 fi
-say "ready: PostgreSQL and MariaDB up, .venv current, AIRFLOW_HOME=$AIRFLOW_HOME"
+say "ready: PostgreSQL, MariaDB and Redis up, .venv current, AIRFLOW_HOME=$AIRFLOW_HOME"
