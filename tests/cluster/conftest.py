@@ -4,11 +4,14 @@ so the rest of the suite does not share two cores with an idle scheduler."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from cluster import Cluster, start_cluster
 
 _running: dict[str, object] = {}
+_failed: list[str] = []  # tests that failed while the cluster ran: its folder is kept for them
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +25,14 @@ def airflow_cluster(database_factory) -> Cluster:
 
 def _stop() -> None:
     generator = _running.pop("generator", None)
-    _running.pop("cluster", None)
+    cluster = _running.pop("cluster", None)
     if generator is not None:
         generator.close()  # runs start_cluster's finally: stop by PID, drop the metadata DB
+    if cluster is not None:
+        if _failed:
+            print(f"\nairflow cluster logs kept in {cluster.stack.home / 'logs'} ({len(_failed)} failed test(s))")
+        else:
+            shutil.rmtree(cluster.stack.home, ignore_errors=True)
 
 
 def pytest_runtest_teardown(item, nextitem):
@@ -41,5 +49,6 @@ def pytest_runtest_makereport(item, call):
     report = yield
     cluster = _running.get("cluster")
     if report.failed and cluster is not None:
+        _failed.append(item.nodeid)
         report.sections.append(("airflow cluster process logs", cluster.stack.log_tails(lines=15)))
     return report
