@@ -51,6 +51,7 @@ CONNECTIONS = {
     "registry_db": "postgres",
 }
 HEARTBEAT_TIMEOUT = 30  # seconds; production keeps a longer one (docs/runbook.md, "A worker died")
+MEASURED: dict[str, float] = {}  # figures shown at the end of the test run (start-up, runs, recovery)
 # Small but with several pages per entity (as tests/tekmetric uses it).
 EMULATOR_DATA = {"shops": 2, "seed": 11, "employees": 6, "customers": 130, "repair_orders": 70}
 
@@ -133,10 +134,15 @@ def start_cluster(database_factory) -> Iterator[Cluster]:
         stack = AirflowStack(home, metadata_db=f"t_{RUN_TAG}_airflow_meta", workers=2, worker_concurrency=4,
                              env={**env, **config})
         cluster = Cluster(stack, dbs, emulator, data_dir, env)
+        started = time.monotonic()
         try:
             stack.prepare()
             stack.start()
             cluster.ready_seconds = stack.wait_ready(dag_ids=["db_migrate", "tekmetric_sync"])
+            MEASURED["start-up seconds (metadata DB, processes, healthy)"] = time.monotonic() - started
             yield cluster
         finally:
+            stopping = time.monotonic()
             stack.stop()
+            MEASURED["shutdown seconds"] = time.monotonic() - stopping
+            MEASURED["cluster lifetime seconds"] = time.monotonic() - started

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from cluster import Cluster, start_cluster
+from cluster import MEASURED, Cluster, start_cluster
 
 _running: dict[str, object] = {}
 _failed: list[str] = []  # tests that failed while the cluster ran: its folder is kept for them
@@ -52,3 +52,10 @@ def pytest_runtest_makereport(item, call):
         _failed.append(item.nodeid)
         report.sections.append(("airflow cluster process logs", cluster.stack.log_tails(lines=15)))
     return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASURED:
+        terminalreporter.section("Airflow cluster")
+        for name, value in MEASURED.items():
+            terminalreporter.write_line(f"{value:8.1f}  {name}")
