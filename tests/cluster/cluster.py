@@ -18,6 +18,17 @@ Fixture ``airflow_cluster`` (session scope, tests/cluster/conftest.py) yields a 
   ``with cluster.connections(): ...`` binds them in-process for a while (seeding, ``datasync.db``).
 * ``cluster.emulator``: the Tekmetric emulator (in-process, on a free loopback port) behind
   ``tekmetric_api``; ``cluster.data_dir``: a folder the registry policy allows file sources to read.
+* ``cluster.explain(run)``: a failed run's task states and the tails of its failed task logs (use it
+  as the assertion message). ``cluster.stack.task_instances(dag_id, run_id)`` / ``task_log(...)``:
+  the REST API's task instances (state, try_number, pid, hostname, dates) and logs.
+* Failure injection: ``cluster.stack.worker_of(pid)`` names the worker whose process tree runs a
+  pid (a task instance's ``pid``); ``cluster.stack.kill(name)`` kill -9s that component's whole tree;
+  ``cluster.stack.start_process(name, argv)`` starts a replacement (keep the cluster whole for the
+  tests after yours).
+* Demo data: ``with cluster.connections(): airflow_stack.seed_demo(cluster.data_dir, n)`` loads what
+  `make up` loads (lifecycle, PTMMM ops, the first ``n`` registry JSON sources); the databases must
+  be migrated first (trigger ``db_migrate``, or ``seed_demo`` migrates them itself).
+* A browser test logs in at ``cluster.stack.url`` with ``admin_user`` / ``admin_password``.
 
 Schedules are off (``use_job_schedule = False``): only triggered runs run. Task instances whose
 worker stops heart-beating fail after :data:`HEARTBEAT_TIMEOUT` seconds (then retry as the DAG says).
