@@ -26,8 +26,8 @@ Fixture ``airflow_cluster`` (session scope, tests/cluster/conftest.py) yields a 
   ``cluster.stack.start_process(name, argv)`` starts a replacement (keep the cluster whole for the
   tests after yours).
 * Demo data: ``with cluster.connections(): airflow_stack.seed_demo(cluster.data_dir, n)`` loads what
-  `make up` loads (lifecycle, PTMMM ops, the first ``n`` registry JSON sources); the databases must
-  be migrated first (trigger ``db_migrate``, or ``seed_demo`` migrates them itself).
+  `make up` loads (lifecycle, PTMMM ops, the first ``n`` registry JSON sources), migrating the
+  databases first (nothing to do after a ``db_migrate`` run).
 * A browser test logs in at ``cluster.stack.url`` with ``admin_user`` / ``admin_password``.
 
 Schedules are off (``use_job_schedule = False``): only triggered runs run. Task instances whose
