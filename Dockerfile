@@ -22,7 +22,8 @@ RUN if [ -n "${BUILD_DEPS}" ]; then \
 USER airflow
 
 # Python dependencies, as the airflow user (the image's documented way). Naming apache-airflow at the
-# image's version makes pip fail rather than silently up- or downgrade Airflow itself.
+# image's version makes pip fail rather than silently up- or downgrade Airflow itself. Runtime
+# requirements only: the test tools (requirements-dev.txt) stay out of the image.
 COPY --chown=airflow:root requirements.txt constraints.txt /opt/airflow/datasync-deps/
 RUN pip install --no-cache-dir \
         "apache-airflow==${AIRFLOW_VERSION}" \

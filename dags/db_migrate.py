@@ -25,6 +25,7 @@ from datasync.migrate import TARGETS
 
 with DAG(
     dag_id="db_migrate",
+    description="Apply the SQL migrations to every target database (on demand).",
     schedule=None,
     start_date=START_DATE,
     catchup=False,

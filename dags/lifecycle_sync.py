@@ -26,6 +26,7 @@ from datasync.operators import SyncTableOperator
 
 with DAG(
     dag_id="lifecycle_sync",
+    description="Hourly at minute 0 (UTC): product lifecycle tables lifecycle_db -> pmo_db.",
     schedule="0 * * * *",
     start_date=START_DATE,
     catchup=False,

@@ -30,6 +30,7 @@ from datasync.ptmmm import daily
 
 with DAG(
     dag_id=daily.DAG_ID,
+    description="Daily at 23:00 WIB (Asia/Jakarta): the previous WIB day's PTMMM KPIs, TiDB -> Supabase (-> Sheet).",
     # A trigger timetable: the logical date is the 23:00 WIB firing time, the day computed is the one before.
     schedule=CronTriggerTimetable("0 23 * * *", timezone=pendulum.timezone("Asia/Jakarta")),
     # Early on purpose: backfills need logical dates after it; catchup=False keeps the scheduler from going back.

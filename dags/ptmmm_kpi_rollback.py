@@ -22,6 +22,7 @@ from datasync.ptmmm import rollback
 
 with DAG(
     dag_id="ptmmm_kpi_rollback",
+    description="Delete one day's PTMMM KPI rows in TiDB and/or Supabase (on demand).",
     schedule=None,
     start_date=START_DATE,
     catchup=False,

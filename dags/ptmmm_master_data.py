@@ -26,6 +26,7 @@ from datasync.ptmmm import master_data
 
 with DAG(
     dag_id=master_data.DAG_ID,
+    description="Daily at 22:00 WIB (Asia/Jakarta): warehouses, SKUs, vehicles from the master Google Sheet into TiDB.",
     schedule=CronTriggerTimetable("0 22 * * *", timezone=pendulum.timezone("Asia/Jakarta")),
     start_date=START_DATE,
     catchup=False,

@@ -31,19 +31,21 @@ from datasync.defaults import DEFAULT_ARGS, START_DATE
 from datasync.registry import runner
 
 PARAMS = {
-    "source_ids": Param([], type="array", items={"type": "string"}, title="Force sources",
+    "source_ids": Param([], type=["array", "null"], items={"type": "string"}, title="Force sources",
                         description="source_id values to run now whatever their due time (also sources in status error)."),
     "error_threshold": Param(None, type=["null", "integer"], minimum=1, title="Failures before status 'error'",
                              description="Consecutive failed runs; empty: Variable registry_error_threshold, else 3."),
     "max_sources": Param(runner.MAX_SOURCES_PER_RUN, type="integer", minimum=1, maximum=1024,
                          title="Most sources per run", description="The rest wait for the next run (lowest priority last)."),
-    "batch_size": Param(runner.DEFAULT_BATCH_SIZE, type="integer", minimum=100, title="Rows per batch"),
+    "batch_size": Param(runner.DEFAULT_BATCH_SIZE, type="integer", minimum=100, title="Rows per batch",
+                        description="Rows written and committed together into a target table."),
 }
 
 
-def registry_runner(dag_id: str, *, schedule: str, realtime: bool, tags: list[str]) -> DAG:
+def registry_runner(dag_id: str, *, schedule: str, description: str, realtime: bool, tags: list[str]) -> DAG:
     with DAG(
         dag_id=dag_id,
+        description=description,
         schedule=schedule,
         start_date=START_DATE,
         catchup=False,
@@ -74,5 +76,7 @@ def registry_runner(dag_id: str, *, schedule: str, realtime: bool, tags: list[st
     return dag
 
 
-registry_runner("source_registry_runner", schedule="*/5 * * * *", realtime=False, tags=["registry", "sync"])
-registry_runner("source_registry_realtime", schedule="* * * * *", realtime=True, tags=["registry", "sync", "realtime"])
+registry_runner("source_registry_runner", schedule="*/5 * * * *", realtime=False, tags=["registry", "sync"],
+                description="Every 5 minutes (UTC): the due sources of registry_db.data_source_registry into their tables.")
+registry_runner("source_registry_realtime", schedule="* * * * *", realtime=True, tags=["registry", "sync", "realtime"],
+                description="Every minute (UTC): the registry sources with a realtime mapping.")

@@ -35,6 +35,7 @@ SHOP_TASK = {"pool": POOL, "map_index_template": "{{ shop_label }}"}
 
 with DAG(
     dag_id="tekmetric_sync",
+    description="Hourly at minute 0 (UTC): Tekmetric partner API -> tekmetric_warehouse, per shop.",
     schedule="@hourly",
     start_date=START_DATE,
     catchup=False,
@@ -43,7 +44,7 @@ with DAG(
     tags=["tekmetric", "warehouse", "sync"],
     doc_md=__doc__,
     params={
-        "shop_ids": Param([], type="array", items={"type": "integer"}, title="Shop ids",
+        "shop_ids": Param([], type=["array", "null"], items={"type": "integer"}, title="Shop ids",
                           description="Only these shops (empty: every shop the token may read)."),
         "full_backfill": Param(False, type="boolean", title="Full backfill",
                                description="Ignore the cursors: re-read everything from backfill_start and "
@@ -55,14 +56,17 @@ with DAG(
                                  description="Each window starts this long before the cursor (late commits, clocks)."),
         "window_days": Param(30, type="integer", minimum=1, title="Window slice (days)",
                              description="A backfill reads and commits in slices this long."),
-        "max_rejects": Param(10, type="integer", minimum=0, title="Max rejects per shop and entity"),
+        "max_rejects": Param(10, type="integer", minimum=0, title="Max rejects per shop and entity",
+                              description="Records held back (named in sync_rejects) before the task fails."),
         "variance_tolerance_cents": Param(0, type="integer", minimum=0, title="Variance tolerance (cents)",
                                           description="Allowed per category, on top of 1 cent per rounded line."),
-        "store_raw_payloads": Param(False, type="boolean", title="Store raw pages in tm_raw_payloads"),
-        "raw_retention_days": Param(14, type="integer", minimum=0, title="Raw page retention (days)"),
+        "store_raw_payloads": Param(False, type="boolean", title="Store raw pages in tm_raw_payloads",
+                                     description="Keep every API page as read, for audits and replays."),
+        "raw_retention_days": Param(14, type="integer", minimum=0, title="Raw page retention (days)",
+                                     description="Raw pages older than this are deleted at the start of each run."),
         "api_concurrency": Param(4, type="integer", minimum=1, title="Shops calling the API at once",
                                  description="Keep equal to the tekmetric_api pool's slots."),
-        "snapshot_ro_ids": Param([], type="array", items={"type": "integer"}, title="Manual snapshots",
+        "snapshot_ro_ids": Param([], type=["array", "null"], items={"type": "integer"}, title="Manual snapshots",
                                  description="Repair order ids to snapshot (trigger 'manual') after the sync."),
     },
 ):

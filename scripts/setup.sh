@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything `make demo` and `make test` need, on a fresh Debian 12 (as root) or a ready machine:
-# system packages when absent, PostgreSQL and MariaDB started when down, the venv from
+# system packages when absent, PostgreSQL, MariaDB and Redis started when down, the venv from
 # constraints.txt (only when requirements changed), and a project-local AIRFLOW_HOME.
 # Each failure ends with one line saying what failed and what to do.
 set -uo pipefail
@@ -24,6 +24,7 @@ command -v gcc >/dev/null || missing+=(build-essential)
 if [ "$WITH_SERVERS" = 1 ]; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+  command -v redis-server >/dev/null || missing+=(redis-server)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing system packages: ${missing[*]}. Install them (sudo apt-get install -y ${missing[*]}) and rerun"
@@ -66,18 +67,27 @@ if [ "$WITH_SERVERS" = 1 ]; then
     mariadb -u root -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')" \
       || die "cannot log in to MariaDB as root on 127.0.0.1 with an empty password"
   fi
+  if ! port_open 6379; then
+    # The Celery broker of the cluster tests and `make up`.
+    say "starting Redis"
+    redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --logfile /tmp/datasync-redis.log >/dev/null 2>&1 || true
+    wait_port 6379 || die "Redis did not start on 127.0.0.1:6379 (see /tmp/datasync-redis.log)"
+  fi
 fi
 
 # --- Python environment ----------------------------------------------------------------------
-want=$(cat requirements.txt constraints.txt | sha256sum | cut -c1-16)
+want=$(cat requirements.txt requirements-dev.txt constraints.txt | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PY" -m venv .venv || die "could not create .venv with $PY (apt-get install python3-venv)"
 fi
 if [ "$(cat .venv/.installed 2>/dev/null)" != "$want" ]; then
   say "installing requirements into .venv (pinned by constraints.txt; a few minutes the first time)"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt >.venv/pip.log 2>&1 \
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt >.venv/pip.log 2>&1 \
     || die "pip could not install the requirements: $(grep -m1 -iE 'error' .venv/pip.log || tail -n 1 .venv/pip.log) (full log: .venv/pip.log)"
+  # A tree pip itself calls broken (a missing or conflicting dependency) is not installed.
+  .venv/bin/pip check --disable-pip-version-check >.venv/pip-check.log 2>&1 \
+    || die "pip check found a broken dependency tree: $(head -n 1 .venv/pip-check.log) (full list: .venv/pip-check.log)"
   echo "$want" > .venv/.installed
 fi
 
@@ -87,4 +97,4 @@ if [ ! -f "$AIRFLOW_HOME/airflow.db" ]; then
   say "initialising Airflow metadata DB in $AIRFLOW_HOME (SQLite)"
   .venv/bin/airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || die "airflow db migrate failed (see $AIRFLOW_HOME/db-migrate.log)"
 fi
-say "ready: PostgreSQL and MariaDB up, .venv current, AIRFLOW_HOME=$AIRFLOW_HOME"
+say "ready: PostgreSQL, MariaDB and Redis up, .venv current, AIRFLOW_HOME=$AIRFLOW_HOME"

@@ -3,16 +3,34 @@
     python -m datasync migrate [TARGET ...]   apply migrations through the Airflow connections
     python -m datasync status  [TARGET ...]   list applied / pending migrations
     python -m datasync demo                   create the demo databases and run every pipeline
+
+``migrate`` and ``status`` find connections where Airflow's components do: ``AIRFLOW_CONN_*``
+variables, the configured secrets backend, then the metadata database. A failure is one line
+naming the connection and what to do; no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from datasync.db import connected
-from datasync.migrate import TARGETS, MigrationError, migrate, plan
+from datasync.db import DatabaseUnavailable, LockTimeout, WrongServerKind, connected
+from datasync.migrate import LEDGER, TARGETS, MigrationError, migrate, plan
+
+# Airflow resolves connections outside a task with env vars and secrets backends only; a process
+# that may read the metadata database (scheduler, API server, this CLI) says so with this marker.
+PROCESS_CONTEXT = "_AIRFLOW_PROCESS_CONTEXT"
+
+
+def _missing_connection(conn_id: str) -> str:
+    return (f"connection '{conn_id}' is not defined: set AIRFLOW_CONN_{conn_id.upper()}, add it with "
+            f"`airflow connections add {conn_id} --conn-uri ...` (metadata database) or to your secrets backend, then rerun")
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def _status(names: list[str]) -> int:
@@ -21,7 +39,10 @@ def _status(names: list[str]) -> int:
             raise MigrationError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
         target = TARGETS[name]
         with connected(target.conn_id) as db:
-            applied = {v for (v,) in db.fetchall("SELECT version FROM datasync_migrations")}
+            schema = "current_schema()" if db.is_postgres else "DATABASE()"
+            (has_ledger,) = db.fetchone("SELECT count(*) FROM information_schema.tables "
+                                        f"WHERE table_name = %s AND table_schema = {schema}", (LEDGER,))
+            applied = {v for (v,) in db.fetchall(f"SELECT version FROM {LEDGER}")} if has_ledger else set()
             for mig in plan(target, db):
                 mark = "applied" if mig.version in applied else "PENDING"
                 print(f"{name:10} {mig.version:28} {mark:8} {mig.path}")
@@ -36,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("targets", nargs="*", metavar="TARGET", help=f"any of {', '.join(TARGETS)} (default: all)")
     sub.add_parser("demo")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Our progress lines; Airflow's own start-up chatter stays out of the output.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("datasync").setLevel(logging.INFO)
+    if args.command in ("migrate", "status"):
+        os.environ.setdefault(PROCESS_CONTEXT, "server")
+
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         if args.command == "migrate":
@@ -48,6 +75,18 @@ def main(argv: list[str] | None = None) -> int:
         from datasync.demo import run_demo
 
         return run_demo()
-    except (MigrationError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except AirflowNotFoundException as exc:
+        conn_id = str(exc).split("`")[1] if str(exc).count("`") >= 2 else "?"
+        print(f"error: {_missing_connection(conn_id)}", file=sys.stderr)
+        return 1
+    except DatabaseUnavailable as exc:
+        print(f"error: {_one_line(exc)}; check the connection's host, port and login, and that the server is up", file=sys.stderr)
+        return 1
+    except (MigrationError, WrongServerKind, LockTimeout, RuntimeError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # anything else: still one line; the traceback on request
+        if os.environ.get("DATASYNC_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {_one_line(exc)} (rerun with DATASYNC_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1

@@ -48,7 +48,7 @@ AIRFLOW_COMPONENTS = {  # service -> the airflow command it runs
 AIRFLOW_SERVICES = set(AIRFLOW_COMPONENTS) | {"airflow-init"}
 REQUIRED_SERVICES = AIRFLOW_SERVICES | {"redis", "postgres", "tidb", "warehouse-db", "tekmetric-emulator"}
 # One-shot or on-demand services, and TiDB (its image has no tool to probe with; airflow-init waits for it).
-NO_HEALTHCHECK = {"airflow-init", "airflow-cli", "tidb"}
+NO_HEALTHCHECK = {"airflow-init", "airflow-cli", "demo-data", "tidb"}
 
 POOLS = {"tekmetric_api": 4, "registry_sources": 16, "db_sync": 8}
 SHARED_SECRETS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY")
@@ -354,3 +354,71 @@ def test_docker_compose_config_accepts_the_file(tmp_path, example_env):
         capture_output=True, text=True, timeout=60,
     )
     assert run.returncode == 0, run.stderr
+
+
+# --- issue: a real deployment -------------------------------------------------------------------
+def _requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(re.split(r"[\[=<>~! ]", line, 1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_ui_is_published_on_loopback_by_default(services, example_env):
+    for port in services["airflow-apiserver"]["ports"]:
+        assert interpolate(str(port), {k: v for k, v in example_env.items() if k != "AIRFLOW_API_BIND"}).startswith("127.0.0.1:")
+        assert interpolate(str(port), example_env).startswith("127.0.0.1:")
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert interpolate(str(port), example_env).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_demo_profile_seeds_the_compose_databases(services, common):
+    demo = services["demo-data"]
+    assert demo["profiles"] == ["demo"]
+    assert demo["command"][:3] == ["python", "/opt/airflow/scripts/airflow_stack.py", "seed-demo"]
+    assert host_path(demo, "/opt/airflow/scripts/airflow_stack.py").exists()
+    assert demo["environment"] == common["environment"]  # the same connections as the workers
+    assert demo["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    data_dir = demo["command"][demo["command"].index("--data-dir") + 1]
+    assert f"demo-data:{data_dir}" in demo["volumes"]
+    # The workers read the files the demo writes, and the registry policy lets them.
+    assert f"demo-data:{data_dir}:ro" in common["volumes"]
+    assert data_dir in common["environment"]["AIRFLOW_VAR_DATASYNC_REGISTRY_POLICY"]
+
+
+def test_worker_loss_settings_are_chosen_and_documented(common):
+    timeout = int(common["environment"]["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"])
+    assert 30 <= timeout < 300
+    runbook = (REPO / "docs" / "runbook.md").read_text()
+    assert "## A worker died" in runbook and f"{timeout} s" in runbook
+
+
+def test_the_image_installs_runtime_requirements_only():
+    instructions = [ln for ln in DOCKERFILE.read_text().splitlines() if not ln.lstrip().startswith("#")]
+    assert not [ln for ln in instructions if "requirements-dev" in ln]
+    runtime, dev = _requirement_names(REPO / "requirements.txt"), _requirement_names(REPO / "requirements-dev.txt")
+    assert "pytest" in dev and not {n for n in runtime if n.startswith("pytest")}
+    assert {"apache-airflow-providers-celery", "redis"} <= runtime
+
+
+def test_constraints_pin_every_requirement_and_a_working_celery():
+    pins = dict(line.split("==", 1) for line in (REPO / "constraints.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    pins = {k.lower().replace("_", "-"): v for k, v in pins.items()}
+    wanted = _requirement_names(REPO / "requirements.txt") | _requirement_names(REPO / "requirements-dev.txt")
+    assert wanted <= set(pins), f"not pinned: {sorted(wanted - set(pins))}"
+    assert pins["celery"].startswith("5.6."), "celery 5.7.0 breaks apache-airflow-providers-celery 3.26.0 at import"
+
+
+def test_pip_check_is_clean_and_the_celery_executor_imports():
+    import sys
+
+    check = subprocess.run([sys.executable, "-m", "pip", "check", "--disable-pip-version-check"],
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+    imported = subprocess.run([sys.executable, "-c", "import airflow.providers.celery.executors.celery_executor"],
+                              capture_output=True, text=True, timeout=120)
+    assert imported.returncode == 0, imported.stderr[-2000:]

@@ -79,3 +79,43 @@ def test_max_active_runs_is_set_deliberately(path):
     tree = ast.parse(path.read_text())
     keywords = {kw.arg for node in ast.walk(tree) if isinstance(node, ast.Call) for kw in node.keywords}
     assert "max_active_runs" in keywords, f"{path.name}: choose max_active_runs explicitly"
+
+
+@pytest.fixture(scope="module")
+def dag_bag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert not bag.import_errors
+    return bag
+
+
+def test_every_dag_has_a_description_naming_its_schedule_time_zone(dag_bag):
+    """The DAG list shows the description; a cron string there has no zone, so the description says it."""
+    for dag_id, dag in dag_bag.dags.items():
+        assert dag.description and len(dag.description) > 20, f"{dag_id}: set description="
+        if dag.timetable.can_be_scheduled:
+            zone = str(getattr(dag.timetable, "_timezone", None) or dag.timezone)
+            names = {"UTC": "(UTC)", "Asia/Jakarta": "WIB (Asia/Jakarta)"}
+            assert names.get(zone, zone) in dag.description, f"{dag_id}: say the schedule's zone ({zone}) in the description"
+
+
+def test_every_param_has_a_title_and_description(dag_bag):
+    for dag_id, dag in dag_bag.dags.items():
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            assert param.schema.get("title") and param.description, f"{dag_id}.{name}: give the param a title and description"
+
+
+def test_optional_params_are_optional_in_the_trigger_form(dag_bag):
+    """The trigger form requires every param whose schema type does not include "null" (Airflow's UI
+    rule). A param with an empty default ([] or None) is optional, so its type must allow null, and
+    the DAG must accept null as "nothing chosen" (checked by validating it)."""
+    for dag_id, dag in dag_bag.dags.items():
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            if param.value in ([], None):
+                types = param.schema.get("type")
+                types = types if isinstance(types, list) else [types]
+                assert "null" in types, f"{dag_id}.{name}: empty default but the form would require it; type [..., 'null']"
+                param.resolve(None)  # validates: null is accepted
