@@ -21,6 +21,9 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null || missing+=(default-libmysqlclient-dev)
 command -v gcc >/dev/null || missing+=(build-essential)
 "$PY" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# the Data sync page's browser test: Debian's chromium and the chromedriver of the same build
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ "$WITH_SERVERS" = 1 ]; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
@@ -69,14 +72,16 @@ if [ "$WITH_SERVERS" = 1 ]; then
 fi
 
 # --- Python environment ----------------------------------------------------------------------
-want=$(cat requirements.txt constraints.txt | sha256sum | cut -c1-16)
+reqs=(-r requirements.txt)
+[ -f requirements-dev.txt ] && reqs+=(-r requirements-dev.txt)  # test tools
+want=$(cat requirements*.txt constraints.txt | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PY" -m venv .venv || die "could not create .venv with $PY (apt-get install python3-venv)"
 fi
 if [ "$(cat .venv/.installed 2>/dev/null)" != "$want" ]; then
   say "installing requirements into .venv (pinned by constraints.txt; a few minutes the first time)"
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt >.venv/pip.log 2>&1 \
+  .venv/bin/pip install -q --disable-pip-version-check "${reqs[@]}" -c constraints.txt >.venv/pip.log 2>&1 \
     || die "pip could not install the requirements: $(grep -m1 -iE 'error' .venv/pip.log || tail -n 1 .venv/pip.log) (full log: .venv/pip.log)"
   echo "$want" > .venv/.installed
 fi

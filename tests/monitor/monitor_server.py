@@ -90,14 +90,14 @@ def in_process_api_server(tmp: Path):
 
 
 @contextmanager
-def api_server_process(home: Path, log_path: Path):
-    """``airflow api-server`` with the plugin, its own AIRFLOW_HOME, stopped by PID."""
+def api_server_process(home: Path, log_path: Path, metadata_db: Path | None = None):
+    """``airflow api-server`` with the plugin, its own AIRFLOW_HOME, stopped by PID. Its metadata DB
+    is ``metadata_db`` (SQLite), by default the one the test session migrated, so it starts in seconds."""
     port = free_port()
     env = {
         **os.environ, **auth_settings(home),
         "AIRFLOW_HOME": str(home),
-        # the metadata DB the test session migrated (SQLite), so the server starts in seconds
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{metadata_db or AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
         "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), os.environ.get("PYTHONPATH", "")]),

@@ -60,7 +60,7 @@ def test_overview_lists_every_sync_problems_first(server, token, world):
     assert failing["status"] == "error" and failing["error_count"] == 3
     assert world.failing_error_fragment in failing["last_error"]
     backup = by_name[("registry", world.backup_source)]
-    assert backup["rejects_open"] == 1 and "backup connection 'sensors_local'" in backup["note"]
+    assert backup["rejects_open"] == 1 and backup["note"] == "via backup 'sensors_local'"
     assert backup["last_status"] == "partial" and backup["as_of_from"] == "cursor" and 0 < backup["lag_seconds"] < 3600
     assert by_name[("registry", "spare_parts")]["status"] == "never run"
 

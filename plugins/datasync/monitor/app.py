@@ -9,19 +9,22 @@ scripts). HTML pages and their JSON twins (``/api/...``) render the same dicts f
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from datasync.monitor import views
 from datasync.monitor.charts import runs_chart
 
 URL_PREFIX = "/datasync"
+PAGE_ROWS = 200
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True))
 _bearer = HTTPBearer(auto_error=False)
@@ -81,11 +84,16 @@ def relative(value: Any) -> str:
     return f"in {duration(delta)}" if delta > 0 else f"{duration(-delta)} ago"
 
 
+def breakable(value: Any) -> Markup:
+    """A dotted sync name that may wrap after its dots, not in the middle of a word."""
+    return Markup("<wbr>").join(escape(part) for part in re.split(r"(?<=\.)", str(value)))
+
+
 def number(value: Any) -> str:
     return "" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
-TEMPLATES.filters.update(when=when, duration=duration, relative=relative, number=number)
+TEMPLATES.filters.update(when=when, duration=duration, relative=relative, number=number, breakable=breakable)
 
 
 # ---- the app ----------------------------------------------------------------------------------------------
@@ -103,8 +111,14 @@ def _page(request: Request, template: str, title: str, tab: str, **data: Any) ->
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
-def _json(data: Any) -> JSONResponse:
-    return JSONResponse(jsonable_encoder(data), headers={"Cache-Control": "no-store"})
+def _plain(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)  # Decimal, UUID: as their text
+
+
+def _json(data: Any) -> Response:
+    return Response(json.dumps(data, default=_plain), media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 def create_app() -> FastAPI:
@@ -138,12 +152,16 @@ def create_app() -> FastAPI:
         return _json(views.overview(_roots(request)[1], pipeline=pipeline, status=status, dag_id=dag).as_dict())
 
     @app.get("/", response_class=HTMLResponse)
-    def overview_page(request: Request, pipeline: str | None = None, status: str | None = None, dag: str | None = None):
+    def overview_page(request: Request, pipeline: str | None = None, status: str | None = None, dag: str | None = None,
+                      all: bool = False):
         everything = views.overview(_roots(request)[1], dag_id=dag)
         shown = [r for r in everything.rows if (not pipeline or r.pipeline == pipeline)
                  and (not status or r.status == status or (status == "problems" and r.status in views.PROBLEMS))]
-        return _page(request, "overview.html", "Data sync", "overview", overview=everything.as_dict(),
-                     rows=[r.as_dict() for r in shown], pipelines=sorted({r.pipeline for r in everything.rows}),
+        # Problems always; past PAGE_ROWS the healthy rest waits for "show all" (a page of
+        # thousands of green rows helps nobody at 3 a.m. and takes long to draw).
+        limit = len(shown) if all else max(PAGE_ROWS, sum(r.status in views.PROBLEMS for r in shown))
+        return _page(request, "overview.html", "Data sync", "overview", overview=everything, rows=shown[:limit],
+                     hidden=len(shown) - limit, reject_days=views.REJECT_WINDOW_DAYS, pipelines=sorted({r.pipeline for r in everything.rows}),
                      statuses=list(everything.counts()), pipeline=pipeline or "", status=status or "", dag=dag or "")
 
     # -- one sync --

@@ -31,8 +31,9 @@ def _dicts(db: Database, sql: str, params: Any = None) -> list[dict]:
 
 
 # ---- sync_log / sync_cursors / sync_rejects: every target ------------------------------------------------
-def latest_runs(db: Database) -> list[dict]:
-    """Per sync name: its latest run, when it last succeeded and how many runs failed since."""
+def latest_runs(db: Database, skip_prefix: str | None = None) -> list[dict]:
+    """Per sync name: its latest run, when it last succeeded and how many runs failed since.
+    Names starting with ``skip_prefix`` are left out (shown elsewhere)."""
     if not _table_exists(db, "sync_log"):
         return []
     cols = ", ".join(f"l.{c.strip()}" for c in RUN_COLUMNS.split(","))
@@ -53,7 +54,7 @@ def latest_runs(db: Database) -> list[dict]:
                                 ORDER BY x.started_at DESC, x.id DESC LIMIT 1) l
             LEFT JOIN LATERAL (SELECT started_at FROM sync_log y WHERE y.sync_name = n.sync_name AND y.status = 'success'
                                ORDER BY y.started_at DESC LIMIT 1) ok ON true
-            WHERE n.sync_name IS NOT NULL"""
+            WHERE n.sync_name IS NOT NULL AND (%(skip)s::text IS NULL OR NOT starts_with(n.sync_name, %(skip)s))"""
     else:
         sql = f"""
             SELECT {cols}, ok.last_success_at,
@@ -62,8 +63,9 @@ def latest_runs(db: Database) -> list[dict]:
             FROM sync_log l
             JOIN (SELECT sync_name, MAX(id) AS id FROM sync_log GROUP BY sync_name) last ON last.id = l.id
             LEFT JOIN (SELECT sync_name, MAX(started_at) AS last_success_at FROM sync_log WHERE status = 'success'
-                       GROUP BY sync_name) ok ON ok.sync_name = l.sync_name"""
-    return _dicts(db, sql)
+                       GROUP BY sync_name) ok ON ok.sync_name = l.sync_name
+            WHERE %(skip)s IS NULL OR LEFT(l.sync_name, CHAR_LENGTH(%(skip)s)) <> %(skip)s"""
+    return _dicts(db, sql, {"skip": skip_prefix})
 
 
 def cursors(db: Database) -> list[dict]:
@@ -121,10 +123,11 @@ def registry_sources(db: Database) -> list[dict]:
                h.sync_status, h.sync_type, h.run_id, h.sync_started_at, h.sync_completed_at, h.sync_duration_ms,
                h.records_processed, h.records_inserted, h.records_updated, h.records_deleted, h.records_rejected,
                h.error_message, h.connection_role, c.connection_name,
-               EXISTS (SELECT 1 FROM data_source_mappings m WHERE m.source_id = r.id AND m.is_active
-                       AND m.sync_strategy = 'realtime') AS realtime,
-               ARRAY(SELECT m.target_table FROM data_source_mappings m WHERE m.source_id = r.id ORDER BY m.id) AS target_tables
+               coalesce(m.realtime, false) AS realtime, coalesce(m.target_tables, '{}') AS target_tables
         FROM data_source_registry r
+        LEFT JOIN (SELECT source_id, bool_or(is_active AND sync_strategy = 'realtime') AS realtime,
+                          array_agg(target_table ORDER BY id) AS target_tables
+                   FROM data_source_mappings GROUP BY source_id) m ON m.source_id = r.id
         LEFT JOIN LATERAL (SELECT * FROM data_source_sync_history x WHERE x.source_id = r.id
                            ORDER BY x.sync_started_at DESC, x.id DESC LIMIT 1) h ON true
         LEFT JOIN data_source_connections c ON c.id = h.connection_id""")

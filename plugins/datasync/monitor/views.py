@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import quote
 
@@ -127,7 +127,10 @@ class SyncRow:
         return STATUS_RANK.get(self.status, 6)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: iso(v) for k, v in asdict(self).items()}
+        return {k: iso(getattr(self, k)) for k in SYNC_ROW_FIELDS}
+
+
+SYNC_ROW_FIELDS = [f.name for f in fields(SyncRow)]
 
 
 @dataclass
@@ -174,7 +177,8 @@ def _due(dag_id: str | None, schedules: dict[str, dict]) -> tuple[Any, bool]:
 # ---- the overview -----------------------------------------------------------------------------------------
 def _target_reader(name: str, since: dt.datetime):
     def read(db) -> dict[str, Any]:
-        out: dict[str, Any] = {"runs": facts.latest_runs(db), "cursors": facts.cursors(db),
+        skip = "registry." if name == "registry" else None  # registry syncs are shown as their sources
+        out: dict[str, Any] = {"runs": facts.latest_runs(db, skip), "cursors": facts.cursors(db),
                                "rejects": facts.open_rejects(db, since)}
         if name == "registry":
             out["sources"] = facts.registry_sources(db)
@@ -193,8 +197,6 @@ def _sync_rows(target: str, data: dict, schedules: dict, now: dt.datetime, airfl
     rows = []
     for run in data["runs"]:
         name = run["sync_name"]
-        if name.startswith("registry.") and target == "registry":
-            continue  # shown once, as its registry source
         cursor = cursors.get(name)
         as_of, as_of_from = None, None
         if cursor and cursor["cursor_value"] is not None:
@@ -253,7 +255,7 @@ def _registry_rows(data: dict, now: dt.datetime, airflow_root: str) -> list[Sync
         if status in ("ok", "partial", "never run") and src["status"] == "active" and next_sync and next_sync < now - LATE_AFTER:
             status = "late"
         dag_id = REGISTRY_DAGS[1] if src["realtime"] else REGISTRY_DAGS[0]
-        served = f"served by {src['connection_role']} connection '{src['connection_name']}'" if src["connection_role"] else None
+        served = f"via {src['connection_role']} '{src['connection_name']}'" if src["connection_role"] else None
         rows.append(SyncRow(
             pipeline="registry", target="registry", name=src["source_id"], status=status,
             detail=f"registry/{quote(src['source_id'], safe='')}",
