@@ -1,8 +1,9 @@
 """Debian's headless chromium, driven by selenium through Debian's chromedriver: signing in to
 Airflow and looking at the Data sync page as a person would.
 
-Also a tool: ``python tests/monitor/browser.py docs/img/data-sync.png`` starts the API server
-with the plugin against the ``make demo`` databases, signs in and saves a screenshot of the page.
+Also a tool: ``python tests/monitor/browser.py docs/img/data-sync.png [PAGE ...]`` starts the API
+server with the plugin against the ``make demo`` databases, signs in and saves screenshots (the
+overview by default).
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def screenshot(driver, path: Path, height: int | None = None) -> Path:
     return path
 
 
-def demo_screenshot(out: Path) -> None:
+def demo_screenshot(out: Path, pages: list[str] | None = None) -> None:
+    """Screenshots of ``pages`` (paths; default the overview) on the ``make demo`` data: the first
+    to ``out``, the others beside it as ``<out>-2.png``, ..."""
     import os
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,8 +93,12 @@ def demo_screenshot(out: Path) -> None:
                                                                    demo_db if demo_db.exists() else None) as base:
         with chromium() as driver:
             sign_in(driver, base, USER, PASSWORD)
-            print(screenshot(driver, out.resolve(), height=900))
+            for n, page in enumerate(pages or ["/datasync/"]):
+                if n:
+                    driver.get(base + page)
+                path = out if n == 0 else out.with_name(f"{out.stem}-{n + 1}{out.suffix}")
+                print(screenshot(driver, path.resolve(), height=900))
 
 
 if __name__ == "__main__":
-    demo_screenshot(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img/data-sync.png"))
+    demo_screenshot(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img/data-sync.png"), sys.argv[2:] or None)

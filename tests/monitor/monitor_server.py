@@ -71,7 +71,9 @@ def in_process_api_server(tmp: Path):
     """``create_app()`` of the Airflow API server, served by uvicorn in a thread."""
     import uvicorn
 
-    os.environ.update(auth_settings(tmp))
+    settings = auth_settings(tmp)
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     from airflow.api_fastapi.app import create_app, purge_cached_app
 
     purge_cached_app()
@@ -87,6 +89,12 @@ def in_process_api_server(tmp: Path):
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+        purge_cached_app()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextmanager

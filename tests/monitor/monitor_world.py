@@ -36,7 +36,7 @@ class World:
     shop_id: int = 7001
 
 
-def _lifecycle(migrated_target, database_factory, world: World) -> None:
+def _lifecycle(target_db, database_factory, world: World) -> None:
     """Real engine runs into pmo: one with a rejected row (value too long), one failing."""
     source = database_factory("postgres", "monsrc")
     source.bind("monitor_source")
@@ -47,7 +47,7 @@ def _lifecycle(migrated_target, database_factory, world: World) -> None:
     conn = source.connect()
     conn.cursor().executemany("INSERT INTO products VALUES (%s, %s, %s)", rows)
     conn.close()
-    pmo = migrated_target("pmo")
+    pmo = target_db("pmo")
     pmo.query("CREATE TABLE products_copy (id BIGINT PRIMARY KEY, name VARCHAR(20) NOT NULL, updated_at TIMESTAMPTZ NOT NULL)")
     spec = SyncSpec(name=world.reject_sync, target_table="products_copy", key=["id"], cursor_column="updated_at",
                     batch_size=10, max_rejects=5)
@@ -65,8 +65,8 @@ def _lifecycle(migrated_target, database_factory, world: World) -> None:
               "WHERE sync_name = %s", (world.reject_sync,))
 
 
-def _registry(migrated_target, world: World) -> None:
-    reg = migrated_target("registry")
+def _registry(target_db, world: World) -> None:
+    reg = target_db("registry")
     user, rest = reg.uri.split("://", 1)[1].split("@", 1)
     os.environ["AIRFLOW_CONN_REGISTRY_DB"] = f"postgresql://{user}:{REGISTRY_PASSWORD}@{rest}"
     now = world.now
@@ -131,8 +131,8 @@ def _registry(migrated_target, world: World) -> None:
     conn.close()
 
 
-def _kpi(migrated_target, world: World) -> None:
-    tidb, supa = migrated_target("tidb"), migrated_target("supabase")
+def _kpi(target_db, world: World) -> None:
+    tidb, supa = target_db("tidb"), target_db("supabase")
     first, last = views.kpi_window(world.now)
     org = str(uuid.uuid4())
     warehouses = [(str(uuid.uuid4()), "WH-JKT", "Jakarta"), (str(uuid.uuid4()), "WH-SBY", "Surabaya")]
@@ -174,8 +174,8 @@ def _kpi(migrated_target, world: World) -> None:
     sconn.close()
 
 
-def _tekmetric(migrated_target, world: World) -> None:
-    tek = migrated_target("tekmetric")
+def _tekmetric(target_db, world: World) -> None:
+    tek = target_db("tekmetric")
     conn = tek.connect()
     cur = conn.cursor()
     cur.execute("INSERT INTO shops (shop_id, name, timezone) VALUES (%s, 'Northside Auto', 'America/Chicago')", (world.shop_id,))
@@ -191,12 +191,19 @@ def _tekmetric(migrated_target, world: World) -> None:
     conn.close()
 
 
-def build_world(migrated_target, database_factory) -> World:
+def build_world(database_factory) -> World:
+    """Six fresh target databases (the page's own: no other test's rows in them), bound to the
+    connection ids and migrated, then filled."""
+    from datasync.migrate import TARGETS, migrate
+
+    dbs = {}
+    for name, target in TARGETS.items():
+        dbs[name] = database_factory("postgres" if target.family == "postgres" else "mysql", f"mon_{name}")
+        dbs[name].bind(target.conn_id)
+    migrate(list(TARGETS))
     world = World(now=dt.datetime.now(UTC))
-    for name in ("tidb", "supabase", "lifecycle", "pmo", "tekmetric", "registry"):
-        migrated_target(name)
-    _lifecycle(migrated_target, database_factory, world)
-    _registry(migrated_target, world)
-    _kpi(migrated_target, world)
-    _tekmetric(migrated_target, world)
+    _lifecycle(dbs.__getitem__, database_factory, world)
+    _registry(dbs.__getitem__, world)
+    _kpi(dbs.__getitem__, world)
+    _tekmetric(dbs.__getitem__, world)
     return world
