@@ -3,7 +3,7 @@ Airflow and looking at the Data sync page as a person would.
 
 Also a tool: ``python tests/monitor/browser.py docs/img/data-sync.png [PAGE ...]`` starts the API
 server with the plugin against the ``make demo`` databases, signs in and saves screenshots (the
-overview by default).
+overview inside Airflow's UI by default).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def screenshot(driver, path: Path, height: int | None = None) -> Path:
 
 
 def demo_screenshot(out: Path, pages: list[str] | None = None) -> None:
-    """Screenshots of ``pages`` (paths; default the overview) on the ``make demo`` data: the first
+    """Screenshots of ``pages`` (paths; default the overview in Airflow's UI) on the ``make demo`` data: the first
     to ``out``, the others beside it as ``<out>-2.png``, ..."""
     import os
 
@@ -93,9 +93,17 @@ def demo_screenshot(out: Path, pages: list[str] | None = None) -> None:
                                                                    demo_db if demo_db.exists() else None) as base:
         with chromium() as driver:
             sign_in(driver, base, USER, PASSWORD)
-            for n, page in enumerate(pages or ["/datasync/"]):
-                if n:
+            for n, page in enumerate(pages or ["/plugin/datasync"]):
+                if driver.current_url != base + page:
                     driver.get(base + page)
+                if page.startswith("/plugin/"):  # Airflow's UI: wait for the page inside its frame
+                    from selenium.webdriver.common.by import By
+                    from selenium.webdriver.support.ui import WebDriverWait
+
+                    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.TAG_NAME, "iframe"))
+                    driver.switch_to.frame(driver.find_element(By.TAG_NAME, "iframe"))
+                    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.TAG_NAME, "table"))
+                    driver.switch_to.default_content()
                 path = out if n == 0 else out.with_name(f"{out.stem}-{n + 1}{out.suffix}")
                 print(screenshot(driver, path.resolve(), height=900))
 

@@ -56,6 +56,11 @@ def test_a_signed_in_user_sees_failures_errors_and_rejects(api_server, world, tm
         assert world.failing_source in first.text and world.failing_error_fragment in first.text
         assert "api_key=***" in first.text
 
-        # Airflow's own UI lists the page in its navigation
-        driver.get(api_server + "/api/v2/plugins")
-        assert "datasync" in driver.page_source and "Data sync" in driver.page_source
+        # inside Airflow's own UI: the navigation entry opens the page in the UI's frame
+        driver.get(api_server + "/plugin/datasync")
+        frame = WebDriverWait(driver, 60).until(lambda d: d.find_element(By.CSS_SELECTOR, "iframe[src*='/datasync/']"))
+        assert driver.find_elements(By.XPATH, "//a[contains(., 'Data sync')]") or "Data sync" in driver.page_source
+        driver.switch_to.frame(frame)
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#syncs tr.sync"))
+        assert world.failing_source in driver.find_element(By.ID, "syncs").text
+        driver.switch_to.default_content()
