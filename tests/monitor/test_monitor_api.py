@@ -60,7 +60,7 @@ def test_overview_lists_every_sync_problems_first(server, token, world):
     assert failing["status"] == "error" and failing["error_count"] == 3
     assert world.failing_error_fragment in failing["last_error"]
     backup = by_name[("registry", world.backup_source)]
-    assert backup["rejects_open"] == 1 and backup["note"] == "via backup 'sensors_local'"
+    assert backup["rejects_open"] == 1 and backup["note"].startswith("via backup 'sensors_local'")
     assert backup["last_status"] == "partial" and backup["as_of_from"] == "cursor" and 0 < backup["lag_seconds"] < 3600
     assert by_name[("registry", "spare_parts")]["status"] == "never run"
 
@@ -178,3 +178,21 @@ def test_a_target_that_is_down_or_missing_is_shown_as_such(server, token, world,
     page = get(server, "/datasync/tekmetric", token)
     assert page.status_code == 200 and "unreachable" in page.text
     assert get(server, "/datasync/kpi", token).status_code == 200
+
+
+def test_a_target_not_yet_migrated_to_the_task_instance_columns_still_shows(server, token, database_factory, monkeypatch):
+    from datasync.monitor import targets
+    from datasync.paths import SQL_DIR
+
+    old = database_factory("postgres", "mon_old")
+    old.query((SQL_DIR / "common" / "postgres" / "001_sync_bookkeeping.sql").read_text())
+    old.query("INSERT INTO sync_log (sync_name, run_id, mode, status, finished_at, rows_read) "
+              "VALUES ('lifecycle_sync.sync_old', 'scheduled__old', 'incremental', 'success', now(), 3)")
+    monkeypatch.setenv("AIRFLOW_CONN_LIFECYCLE_DB", old.uri)
+    targets.reset()
+    d = get(server, "/datasync/api/overview", token).json()
+    assert {t["target"]: t["state"] for t in d["targets"]}["lifecycle"] == "ok"
+    (row,) = [r for r in d["syncs"] if r["name"] == "lifecycle_sync.sync_old"]
+    assert row["status"] in ("ok", "late") and row["rows_read_last_run"] == 3 and row["task_url"] is None
+    detail = get(server, "/datasync/api/sync/lifecycle/lifecycle_sync.sync_old", token).json()
+    assert detail["runs"][0]["dag_id"] is None and detail["runs"][0]["rows_read"] == 3

@@ -12,8 +12,25 @@ from typing import Any
 
 from datasync.db import Database
 
-RUN_COLUMNS = ("id, sync_name, run_id, mode, status, started_at, finished_at, duration_ms, rows_read, rows_inserted, "
-               "rows_updated, rows_unchanged, rows_deleted, rows_rejected, error, dag_id, task_id, map_index, try_number")
+BASE_RUN_COLUMNS = ("id", "sync_name", "run_id", "mode", "status", "started_at", "finished_at", "duration_ms", "rows_read",
+                    "rows_inserted", "rows_updated", "rows_unchanged", "rows_deleted", "rows_rejected", "error")
+TASK_COLUMNS = ("dag_id", "task_id", "map_index", "try_number")  # migration common/002
+
+
+def run_columns(db: Database, alias: str = "") -> str:
+    """The sync_log columns to read; NULL task-instance columns on a target not yet migrated to
+    common/002 (the page still works there, without links to task instances)."""
+    prefix = f"{alias}." if alias else ""
+    task = [prefix + c for c in TASK_COLUMNS] if _has_column(db, "sync_log", "dag_id") else [f"NULL AS {c}" for c in TASK_COLUMNS]
+    return ", ".join([prefix + c for c in BASE_RUN_COLUMNS] + task)
+
+
+def _has_column(db: Database, table: str, column: str) -> bool:
+    schema = "current_schema()" if db.is_postgres else "DATABASE()"
+    found = db.fetchone(f"SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = {schema} "
+                        "AND table_name = %s AND column_name = %s", (table, column))[0]
+    db.commit()
+    return bool(found)
 
 
 def _table_exists(db: Database, table: str) -> bool:
@@ -36,7 +53,7 @@ def latest_runs(db: Database, skip_prefix: str | None = None) -> list[dict]:
     Names starting with ``skip_prefix`` are left out (shown elsewhere)."""
     if not _table_exists(db, "sync_log"):
         return []
-    cols = ", ".join(f"l.{c.strip()}" for c in RUN_COLUMNS.split(","))
+    cols = run_columns(db, "l")
     if db.is_postgres:
         # A loose index scan over the distinct names, then one probe per name.
         sql = f"""
@@ -85,12 +102,14 @@ def open_rejects(db: Database, since: dt.datetime) -> dict[str, int]:
 
 
 def run_history(db: Database, sync_name: str, limit: int) -> list[dict]:
-    return _dicts(db, f"SELECT {RUN_COLUMNS} FROM sync_log WHERE sync_name = %s ORDER BY started_at DESC, id DESC LIMIT %s",
+    return _dicts(db, f"SELECT {run_columns(db)} FROM sync_log WHERE sync_name = %s ORDER BY started_at DESC, id DESC LIMIT %s",
                   (sync_name, limit))
 
 
 def runs_of_task_instance(db: Database, dag_id: str, run_id: str, task_id: str, map_index: int) -> list[dict]:
-    return _dicts(db, f"SELECT {RUN_COLUMNS} FROM sync_log WHERE run_id = %s AND dag_id = %s AND task_id = %s "
+    if not _has_column(db, "sync_log", "dag_id"):
+        return []
+    return _dicts(db, f"SELECT {run_columns(db)} FROM sync_log WHERE run_id = %s AND dag_id = %s AND task_id = %s "
                       "AND map_index = %s ORDER BY started_at", (run_id, dag_id, task_id, map_index))
 
 
@@ -167,7 +186,7 @@ def registry_history(db: Database, source_pk: int, limit: int) -> list[dict]:
 
 def registry_task_instances(db: Database, sync_names: list[str], run_ids: list[str]) -> dict[str, dict]:
     """run_id -> the task instance the engine recorded for that run of these syncs."""
-    if not sync_names or not run_ids or not _table_exists(db, "sync_log"):
+    if not sync_names or not run_ids or not _has_column(db, "sync_log", "dag_id"):
         return {}
     rows = _dicts(db, f"SELECT run_id, dag_id, task_id, map_index, try_number FROM sync_log "
                       f"WHERE sync_name IN ({', '.join(['%s'] * len(sync_names))}) "

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from datasync.db import Database, connect
+from datasync.db import Database, DatabaseUnavailable, connect
 from datasync.migrate import TARGETS, Target
 from datasync.monitor.safety import redact
 
@@ -37,7 +37,8 @@ class NotConfigured(LookupError):
 
 @dataclass
 class TargetState:
-    """How reading one target went: ``ok``, ``not configured``, ``unreachable`` or ``timed out``."""
+    """How reading one target went: ``ok``, ``not configured``, ``unreachable`` (cannot connect),
+    ``unreadable`` (connected, but the bookkeeping could not be read) or ``timed out``."""
 
     name: str
     conn_id: str
@@ -130,9 +131,9 @@ def _read_one(target: Target, reader: Callable[[Database], T]) -> tuple[TargetSt
             return state, reader(db)
     except NotConfigured as exc:
         state.state, state.error = "not configured", str(exc)
-    except Exception as exc:  # down, refused, wrong schema: say which and why, show the rest
+    except Exception as exc:  # down, refused, not migrated: say which and why, show the rest
         log.warning("Data sync page: reading target %s (%s) failed: %s", target.name, target.conn_id, redact(exc, 300))
-        state.state = "unreachable"
+        state.state = "unreachable" if isinstance(exc, DatabaseUnavailable) else "unreadable"
         state.error = redact(f"{type(exc).__name__}: {exc}", 500)
     return state, None
 

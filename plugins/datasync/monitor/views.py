@@ -28,7 +28,7 @@ HISTORY_LIMIT = 50
 REJECTS_LIMIT = 200
 
 # Problems first: the order rows are sorted in.
-STATUS_RANK = {"unreachable": 0, "timed out": 0, "error": 1, "failed": 1, "late": 2, "gaps": 2, "partial": 3,
+STATUS_RANK = {"unreachable": 0, "unreadable": 0, "timed out": 0, "error": 1, "failed": 1, "late": 2, "gaps": 2, "partial": 3,
                "running": 4, "never run": 5, "ok": 6, "inactive": 7, "maintenance": 7, "not configured": 8}
 PROBLEMS = {s for s, rank in STATUS_RANK.items() if rank <= 3}
 
@@ -229,7 +229,7 @@ def registry_sync_names(source: dict) -> list[str]:
     return [f"registry.{source['source_id']}.{t}" for t in (source.get("target_tables") or [])]
 
 
-def _registry_rows(data: dict, now: dt.datetime, airflow_root: str) -> list[SyncRow]:
+def _registry_rows(data: dict, now: dt.datetime, airflow_root: str, schedules: dict | None = None) -> list[SyncRow]:
     cursors = {c["sync_name"]: c for c in data["cursors"]}
     rows = []
     for src in data["sources"]:
@@ -252,10 +252,14 @@ def _registry_rows(data: dict, now: dt.datetime, airflow_root: str) -> list[Sync
         else:
             status = last  # failed, partial, running
         next_sync = _aware(src["next_sync"])
-        if status in ("ok", "partial", "never run") and src["status"] == "active" and next_sync and next_sync < now - LATE_AFTER:
-            status = "late"
         dag_id = REGISTRY_DAGS[1] if src["realtime"] else REGISTRY_DAGS[0]
-        served = f"via {src['connection_role']} '{src['connection_name']}'" if src["connection_role"] else None
+        paused = _due(dag_id, schedules or {})[1]
+        if (status in ("ok", "partial", "never run") and src["status"] == "active" and not paused and next_sync
+                and next_sync < now - LATE_AFTER):
+            status = "late"
+        served = "; ".join(n for n in (
+            f"via {src['connection_role']} '{src['connection_name']}'" if src["connection_role"] else None,
+            "DAG paused" if paused else None) if n) or None
         rows.append(SyncRow(
             pipeline="registry", target="registry", name=src["source_id"], status=status,
             detail=f"registry/{quote(src['source_id'], safe='')}",
@@ -349,8 +353,7 @@ def _kpi_rows(tidb: dict, grid: dict, schedules: dict, now: dt.datetime) -> list
 def _unavailable_row(state: TargetState) -> SyncRow:
     status = "not configured" if state.state == "not configured" else state.state
     return SyncRow(pipeline=", ".join(TARGET_PIPELINES.get(state.name, ())) or state.name, target=state.name,
-                   name=f"{state.conn_id} ({state.name} database)", status=status, detail=f"target/{state.name}",
-                   last_error=state.error)
+                   name=f"{state.conn_id} ({state.name} database)", status=status, detail="", last_error=state.error)
 
 
 # What lives where: named on a target's row when the target cannot be read.
@@ -371,7 +374,7 @@ def overview(airflow_root: str = "", *, pipeline: str | None = None, status: str
             continue
         rows += _sync_rows(name, data, schedules, now, airflow_root)
         if name == "registry":
-            rows += _registry_rows(data, now, airflow_root)
+            rows += _registry_rows(data, now, airflow_root, schedules)
     tidb, supabase = results["tidb"][1], results["supabase"][1]
     if tidb is not None:
         rows += _kpi_rows(tidb, kpi_grid(tidb, supabase, now), schedules, now)
@@ -486,7 +489,7 @@ def registry_view(status: str | None = None, airflow_root: str = "") -> dict[str
         return {"target": state.as_dict(), "available": False, "by_status": {}, "sources": []}
     by_status: dict[str, int] = defaultdict(int)
     sources = []
-    rows = {r.name: r for r in _registry_rows(data, now, airflow_root)}
+    rows = {r.name: r for r in _registry_rows(data, now, airflow_root, dag_schedules())}
     for src in data["sources"]:
         by_status[src["status"]] += 1
         row = rows[src["source_id"]]
