@@ -1,7 +1,6 @@
 """The Data sync page's JSON and HTML, served by Airflow's API server app on loopback, reading the
 real target databases of the seeded world."""
 
-
 import pytest
 import requests
 
