@@ -13,7 +13,7 @@ measures, warm (median and p95 of ``--repeat`` requests) and cold (fresh connect
 * ``GET /datasync/api/overview`` (target: under 300 ms), and the HTML page;
 * baselines in the same run: the overview's SQL alone, target by target on open connections, and an
   authenticated request to Airflow's own ``/api/v2/version``;
-* the "last success per sync" probe with and without the index of migration common/002;
+* the "last success per sync" probe with and without the index of migration common/003;
 * the page in Debian's headless chromium: navigation start to DOM interactive (target: under 1 s).
 """
 

@@ -149,6 +149,9 @@ def bare_data_work(directory: Path, sample: int) -> dict[str, float]:
     from datasync.db import connected
     from datasync.registry.connectors import open_source
     from datasync.registry.mapping import compile_mapping, target_table_ddl
+    from datasync.registry.policy import RegistryPolicy
+
+    policy = RegistryPolicy.load()  # the bench's own, set in main()
 
     mapper = compile_mapping({k: v for k, v in MAPPING.items() if k != "sync_strategy"}, target_table="bare_target")
     times = {"parse": 0.0, "map": 0.0, "write": 0.0}
@@ -159,7 +162,7 @@ def bare_data_work(directory: Path, sample: int) -> dict[str, float]:
         for i in range(sample):
             t0 = time.perf_counter()
             records = [r for batch in open_source("json", {"file_path": str(directory / f"source_{i:04d}.json")},
-                                                  batch_size=5000) for r in batch]
+                                                  policy=policy, batch_size=5000) for r in batch]
             t1 = time.perf_counter()
             rows = [tuple(r.values()) for r in mapper.map_batch(records).rows]
             t2 = time.perf_counter()
@@ -220,6 +223,8 @@ def main() -> int:
     pg_admin(f'CREATE DATABASE "{name}"')
     os.environ["AIRFLOW_CONN_REGISTRY_DB"] = f"{PG}/{name}"
     directory = Path(tempfile.mkdtemp(prefix="bench_registry_"))
+    # the registry policy: registry sources may read the generated files and nothing else
+    os.environ["AIRFLOW_VAR_DATASYNC_REGISTRY_POLICY"] = json.dumps({"file_roots": [str(directory)]})
     try:
         from datasync.migrate import migrate
 

@@ -1,7 +1,9 @@
 """Create the database named in connection ``tidb_ops`` on its server when it is missing.
 
 TiDB has no init-script hook like the Postgres image, so ``airflow-init`` runs this. It waits for the
-server (TiDB takes a few seconds to open port 4000), then ``CREATE DATABASE IF NOT EXISTS``.
+server (TiDB takes a few seconds to open its port, 4000 in docker-compose.yaml), then
+``CREATE DATABASE IF NOT EXISTS``. A URI without a port means 3306, as it does for the Airflow
+connection itself, so this script and the DAGs always reach the same server.
 The tables come later, from the ``db_migrate`` DAG (or ``python -m datasync migrate tidb``).
 """
 
@@ -25,7 +27,7 @@ def target(uri: str) -> tuple[dict, str]:
         raise SystemExit(f"{CONN_ENV}: database name {database!r} is empty or not a plain identifier")
     args = {
         "host": parts.hostname or "tidb",
-        "port": parts.port or 4000,
+        "port": parts.port or 3306,  # as Airflow's MySQL hook reads the same URI: both reach one server
         "user": unquote(parts.username or "root"),
         "password": unquote(parts.password or ""),
         "connect_timeout": 5,

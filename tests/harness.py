@@ -7,10 +7,12 @@ project-local SQLite metadata DB (``.airflow/test``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -112,10 +114,20 @@ def drop_database(db: TestDatabase) -> None:
         _my_admin(f"DROP DATABASE IF EXISTS `{db.name}`")
 
 
+def _migrated(path: Path) -> bool:
+    # Importing Airflow before the first migration can leave an empty file behind.
+    import sqlite3
+
+    if not path.exists():
+        return False
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'dag_run'").fetchone() is not None
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated SQLite metadata DB for dag.test() runs."""
-    if not (AIRFLOW_HOME / "airflow.db").exists():
+    if not _migrated(AIRFLOW_HOME / "airflow.db"):
         AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     return AIRFLOW_HOME
@@ -165,6 +177,28 @@ def migrated_target(database_factory) -> Callable[[str], TestDatabase]:
         return cache[name]
 
     return get
+
+
+@contextlib.contextmanager
+def lock_held(conn_id: str, name: str) -> Iterator[None]:
+    """Another run holding the named lock ``name`` on ``conn_id`` (its own session, in a thread)."""
+    from datasync.db import connected, named_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with connected(conn_id) as db, named_lock(db, name):
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    try:
+        assert held.wait(10), f"could not take {name} on {conn_id}"
+        yield
+    finally:
+        release.set()
+        thread.join()
 
 
 def run_dag(dag, conf: dict | None = None, logical_date=None, retries: int = 0):

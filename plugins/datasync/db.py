@@ -106,6 +106,26 @@ def _dialect_of(conn_type: str) -> str:
     raise WrongServerKind(f"connection type '{conn_type}' is not a Postgres or MySQL-family database")
 
 
+def server_identity(conn) -> tuple[str, str]:
+    """``(VERSION(), @@version_comment)`` of a MySQL-family DB-API connection."""
+    cur = conn.cursor()
+    cur.execute("SELECT VERSION(), @@version_comment")
+    version, comment = cur.fetchone()
+    cur.close()
+    return str(version), str(comment or "")
+
+
+def mysql_family_dialect(version: str, version_comment: str, override: str | None = None) -> str:
+    """TIDB or MYSQL for a server that reported ``version`` and ``version_comment``.
+
+    TiDB's ``server-version`` setting can make ``VERSION()`` look like plain MySQL, but its
+    ``@@version_comment`` ("TiDB Server ...") stays; the connection extra ``dialect`` overrides both.
+    """
+    if override:
+        return override
+    return TIDB if "tidb" in f"{version} {version_comment}".lower() else MYSQL
+
+
 def connect(conn_id: str) -> Database:
     """Open a connection by Airflow connection id (env ``AIRFLOW_CONN_<ID>`` works too)."""
     from airflow.sdk import BaseHook
@@ -131,12 +151,13 @@ def connect(conn_id: str) -> Database:
             conn = MySqlHook(mysql_conn_id=conn_id).get_conn()
             conn.autocommit(False)
             conn.set_character_set("utf8mb4")
+            extra = airflow_conn.extra_dejson or {}
             cur = conn.cursor()
             cur.execute("SET time_zone = '+00:00'")
-            cur.execute("SELECT VERSION()")
-            version = cur.fetchone()[0]
-            override = (airflow_conn.extra_dejson or {}).get("dialect")
-            dialect = override or (TIDB if "tidb" in version.lower() else MYSQL)
+            if extra.get("sql_mode") is not None:  # pin the session's mode, e.g. to TiDB's defaults in tests
+                cur.execute("SET SESSION sql_mode = %s", (extra["sql_mode"],))
+            version, comment = server_identity(conn)
+            dialect = mysql_family_dialect(version, comment, extra.get("dialect"))
             if dialect not in MYSQL_FAMILY:
                 raise WrongServerKind(f"connection '{conn_id}': extra 'dialect' must be mysql or tidb, not {dialect!r}")
             conn.commit()

@@ -7,7 +7,8 @@ Callers still quote what passes (``Database.quote``), so reserved words work too
 
 import re
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Matched whole (fullmatch): a ``$`` anchor would also accept a trailing newline ("v\n").
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 class InvalidIdentifier(ValueError):
@@ -15,7 +16,7 @@ class InvalidIdentifier(ValueError):
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:
-    if not isinstance(name, str) or not _IDENT.match(name):
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):
         raise InvalidIdentifier(f"refusing {what} {name!r}: only letters, digits and '_' (max 63, not starting with a digit)")
     return name
 

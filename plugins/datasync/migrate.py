@@ -148,12 +148,29 @@ def _check_kind(target: Target, db: Database) -> None:
 
 def _ensure_ledger(db: Database) -> dict[str, str]:
     ts = "TIMESTAMPTZ NOT NULL DEFAULT now()" if db.is_postgres else "TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
+    new = db.is_postgres and db.fetchone("SELECT to_regclass(%s) IS NULL", (LEDGER,))[0]
     db.execute(
         f"CREATE TABLE IF NOT EXISTS {LEDGER} (version VARCHAR(200) PRIMARY KEY, name VARCHAR(200) NOT NULL, "
         f"checksum CHAR(64) NOT NULL, applied_at {ts})"
     )
+    if new:
+        make_private(db, LEDGER)
     db.commit()
     return dict(db.fetchall(f"SELECT version, checksum FROM {LEDGER}"))
+
+
+API_ROLES = ("anon", "authenticated")  # Supabase's PostgREST roles, granted new public tables by default
+
+
+def make_private(db: Database, table: str) -> None:
+    """No grants to PUBLIC or the API roles, and row-level security on without policies: only the
+    owner (and roles that bypass RLS) can touch ``table``, whatever default privileges granted.
+    The same rule as common/postgres/002 for the tables a migration creates."""
+    db.execute(f"REVOKE ALL ON TABLE {table} FROM PUBLIC")
+    roles = [r for (r,) in db.fetchall("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY rolname", (list(API_ROLES),))]
+    if roles:
+        db.execute(f"REVOKE ALL ON TABLE {table} FROM {', '.join(db.quote(r) for r in roles)}")
+    db.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
 
 
 def _apply(db: Database, mig: Migration, replace: bool) -> None:

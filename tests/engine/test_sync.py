@@ -1,11 +1,10 @@
 """The sync engine against real Postgres and MariaDB: loads, cursors, rejects, deletes, locks."""
 
 import datetime as dt
-import threading
 
 import pytest
 
-from harness import TestDatabase
+from harness import TestDatabase, lock_held
 from datasync.db import LockTimeout
 from datasync.engine import RejectThresholdExceeded, RowsSource, SchemaMismatch, SqlSource, SyncSpec, run_sync
 from engine_fixtures import create_items
@@ -191,27 +190,20 @@ def test_full_refresh_deletes_rows_gone_from_the_source(pair):
 
 @pytest.mark.parametrize("kind", ["postgres", "mysql"])  # advisory lock / GET_LOCK
 def test_two_runs_at_once_do_not_interleave(kind, pg_source, database_factory):
-    from datasync.db import connected, named_lock
     from engine_fixtures import bookkept
 
     target = bookkept(database_factory(kind, "tgt"), "eng_tgt")
     create_items(pg_source)
     create_items(target)
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold():
-        with connected("eng_tgt") as db, named_lock(db, "datasync:sync:items"):
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait(5)
-    try:
+    insert_items(pg_source, [(1, "a", 1, "1.00", None, ts(pg_source, 1))])
+    with lock_held("eng_tgt", "datasync:sync:items"):
         with pytest.raises(LockTimeout, match="'datasync:sync:items' is already running"):
-            sync(spec(lock_wait_seconds=1))
-    finally:
-        release.set()
-        t.join()
-    sync(spec(lock_wait_seconds=1))  # free again
+            sync(spec(lock_wait_seconds=1), run_id="second")
+    # the refused run is in sync_log, and wrote nothing
+    [(status, mode, run_id, error, finished)] = target.query("SELECT status, mode, run_id, error, finished_at FROM sync_log")
+    assert (status, mode, run_id) == ("failed", "incremental", "second") and finished is not None
+    assert error.startswith("LockTimeout: 'datasync:sync:items' is already running against 'eng_tgt'")
+    assert items(target) == []
+    sync(spec(lock_wait_seconds=1))  # free again; the refused row is not taken for an abandoned run
+    assert target.query("SELECT status FROM sync_log ORDER BY id") == [("failed",), ("success",)]
+    assert [r[0] for r in items(target)] == [1]

@@ -15,6 +15,14 @@ OPS = "ptmmm_ops"  # the MariaDB as itself: CALL sp_run_daily_kpi_etl
 OPS_AS_TIDB = "ptmmm_ops_tidb"  # the same database treated as TiDB: the statements from Python
 SUPABASE = "ptmmm_supabase"
 
+# TiDB's default sql_mode, set on every test connection to the ops database (connection extra
+# sql_mode) so the ops SQL runs under TiDB's rules, ONLY_FULL_GROUP_BY included. MariaDB 10.11
+# accepts every one of these names (MySQL 8 would refuse NO_AUTO_CREATE_USER).
+TIDB_SQL_MODE = ("ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+                 "ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION")
+AS_MARIADB = f"sql_mode={TIDB_SQL_MODE}"  # connection extras: the MariaDB as itself
+AS_TIDB = f"dialect=tidb&sql_mode={TIDB_SQL_MODE}"  # ... and treated as TiDB
+
 OPS_TABLES = ("organizations", "warehouses", "skus", "vehicles", "orders", "shipments", "inventory_tx", "scan_event")
 
 
@@ -25,10 +33,11 @@ def migrate_as(conn_id: str, target: str) -> None:
 
 @pytest.fixture
 def ops_db(database_factory):
-    """A fresh, migrated ops database (procedure installed), bound to OPS and OPS_AS_TIDB."""
+    """A fresh, migrated ops database (procedure installed), bound to OPS and OPS_AS_TIDB, both
+    under TiDB's sql_mode (the procedure keeps the mode it was created with)."""
     db = database_factory("mysql", "ptmmm")
-    db.bind(OPS)
-    db.bind(OPS_AS_TIDB, extra="dialect=tidb")
+    db.bind(OPS, extra=AS_MARIADB)
+    db.bind(OPS_AS_TIDB, extra=AS_TIDB)
     migrate_as(OPS, "tidb")
     return db
 

@@ -8,12 +8,12 @@ import uuid
 import pendulum
 import pytest
 from ptmmm_example import DAY, ROWS, uid
-from ptmmm_fixtures import OPS, kpi_rows
+from ptmmm_fixtures import AS_MARIADB, AS_TIDB, OPS, kpi_rows
 
 from datasync.ptmmm import kpi
 from datasync.ptmmm.sheets_standin import SheetsStandIn
 
-PATHS = {"procedure": "", "statements": "dialect=tidb"}  # how tidb_ops is bound
+PATHS = {"procedure": AS_MARIADB, "statements": AS_TIDB}  # how tidb_ops is bound
 SPREADSHEET = "kpi-sheet-1"
 ONE_DAY = dt.timedelta(days=1)
 
@@ -29,7 +29,7 @@ def pipeline(request, ops_db, supabase_db, load_rows, airflow_db, monkeypatch):
     """(ops_db, supabase_db) with the worked example loaded and the DAG's connections bound to
     them; ``tidb_ops`` is the MariaDB as itself (procedure) or, parametrized, as TiDB."""
     path = getattr(request, "param", "procedure")
-    monkeypatch.setenv("AIRFLOW_CONN_TIDB_OPS", ops_db.uri + (f"?{PATHS[path]}" if PATHS[path] else ""))
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_OPS", f"{ops_db.uri}?{PATHS[path]}")
     monkeypatch.setenv("AIRFLOW_CONN_SUPABASE_PTMMM", supabase_db.uri)
     monkeypatch.delenv("AIRFLOW_CONN_GOOGLE_SHEETS", raising=False)
     monkeypatch.delenv("AIRFLOW_VAR_PTMMM_KPI_SPREADSHEET_ID", raising=False)

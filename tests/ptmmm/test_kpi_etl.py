@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 from ptmmm_example import DAY, EXPECTED_EXCLUSIONS, EXPECTED_FLEET, EXPECTED_INVENTORY, ROWS, uid
-from ptmmm_fixtures import OPS, OPS_AS_TIDB, kpi_rows, migrate_as
+from ptmmm_fixtures import AS_TIDB, OPS, OPS_AS_TIDB, kpi_rows, migrate_as
 
 from datasync.db import connected
 from datasync.ptmmm import kpi
@@ -45,7 +45,7 @@ def test_migration_installs_tables_and_procedure(migrated_target):
 
 def test_tidb_dialect_gets_no_procedure_and_runs_the_statements(database_factory):
     db = database_factory("mysql", "ptmmm_tidb")
-    db.bind(OPS_AS_TIDB, extra="dialect=tidb")
+    db.bind(OPS_AS_TIDB, extra=AS_TIDB)
     migrate_as(OPS_AS_TIDB, "tidb")
     with connected(OPS_AS_TIDB) as conn:
         assert conn.dialect == "tidb" and not conn.supports_procedures

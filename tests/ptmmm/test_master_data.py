@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from ptmmm_example import uid
-from ptmmm_fixtures import OPS
+from ptmmm_fixtures import AS_MARIADB, OPS
 
 from datasync.engine import RejectThresholdExceeded
 from datasync.ptmmm import master_data
@@ -46,7 +46,7 @@ def sheet() -> dict[str, list[list]]:
 
 @pytest.fixture
 def master(ops_db, load_rows, monkeypatch, airflow_db):
-    monkeypatch.setenv("AIRFLOW_CONN_TIDB_OPS", ops_db.uri)
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_OPS", f"{ops_db.uri}?{AS_MARIADB}")  # TiDB's sql_mode
     load_rows(OPS, {
         "organizations": [{"id": uid("A"), "name": "Org A"}, {"id": uid("B"), "name": "Org B"}],
         "warehouses": [{"id": uid("W1"), "org_id": uid("A"), "code": "JKT-01", "name": "Gudang JKT-01",

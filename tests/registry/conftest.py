@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -26,9 +27,18 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    target: str = ""  # the request line's target as sent (path and query, still encoded)
 
 
-# A route answers (status, body, headers); a body that is not bytes/str is sent as JSON.
+@dataclass
+class Raw:
+    """A route body written to the socket as it is, status line and headers included (a broken server)."""
+
+    data: bytes
+
+
+# A route answers (status, body, headers); a body that is not bytes/str is sent as JSON, an
+# iterator of bytes is streamed without a Content-Length, and a Raw body is written verbatim.
 Route = Callable[[Request], tuple[int, Any, dict[str, str]]]
 
 
@@ -44,6 +54,11 @@ class LocalServer:
     def json(self, path: str, body: Any, status: int = 200) -> None:
         self.routes[path] = lambda req: (status, body, {})
 
+    @staticmethod
+    def raw(data: bytes) -> Raw:
+        """A route body sent verbatim: status line, headers and all (a broken server)."""
+        return Raw(data)
+
 
 def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -51,10 +66,16 @@ def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             req = Request(self.command, unquote(parts.path), {k: v[-1] for k, v in parse_qs(parts.query).items()},
-                          dict(self.headers), self.rfile.read(length) if length else b"")
+                          dict(self.headers), self.rfile.read(length) if length else b"", self.path)
             server.requests.append(req)
             route = server.routes.get(req.path)
             status, body, headers = route(req) if route else (404, {"error": "no route"}, {})
+            if isinstance(body, Raw):
+                self.wfile.write(body.data)
+                return
+            if isinstance(body, Iterator):
+                self._stream(status, body, headers)
+                return
             if isinstance(body, str):
                 data, ctype = body.encode(), "text/html"
             elif isinstance(body, bytes):
@@ -69,6 +90,17 @@ def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _stream(self, status: int, chunks: Iterator[bytes], headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            try:
+                for chunk in chunks:
+                    self.wfile.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: what we test for
+                pass
+
         do_GET = do_POST = _serve
 
         def log_message(self, *args: Any) -> None:  # keep test output quiet
@@ -77,17 +109,32 @@ def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def http_server() -> Iterator[LocalServer]:
-    """A real stdlib HTTP server on 127.0.0.1 (random port), routes set per test."""
+@contextlib.contextmanager
+def local_server() -> Iterator[LocalServer]:
+    """A real stdlib HTTP server on 127.0.0.1 (random port), routes set by the caller."""
     state = LocalServer(url="")
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def http_server() -> Iterator[LocalServer]:
+    with local_server() as server:
+        yield server
+
+
+@pytest.fixture
+def other_server() -> Iterator[LocalServer]:
+    """A second server (another port, so another origin) that records whatever reaches it."""
+    with local_server() as server:
+        yield server
 
 
 @pytest.fixture
@@ -100,3 +147,10 @@ def script(tmp_path: Path) -> Callable[[str, str], list[str]]:
         return [sys.executable, str(path)]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def module_servers() -> Iterator[tuple[LocalServer, LocalServer]]:
+    """Two servers (two origins) for a whole module, e.g. one DAG run checked by many tests."""
+    with local_server() as first, local_server() as second:
+        yield first, second

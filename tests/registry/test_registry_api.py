@@ -5,8 +5,21 @@ import logging
 
 import pytest
 
-from datasync.registry.connectors import SourceConfigError, SourceError, open_source, validate_config
+from datasync.registry.connectors import SourceConfigError, SourceError, validate_config
+from datasync.registry.connectors import open_source as _open_source
 from datasync.registry.connectors.api import RateLimiter
+from policies import policy
+
+
+def allow_api(url):
+    """What the platform team writes for a test API on loopback: its origin, 127.0.0.1 and the
+    placeholders these tests use."""
+    return policy(api_origins=[url], api_private_networks=["127.0.0.1/32"],
+                  placeholder_connections=["machine1_api", "machine2_api"], placeholder_variables=["machine1_key"])
+
+
+def open_source(source_type, config, policy=None, **kwargs):
+    return _open_source(source_type, config, policy=policy or allow_api(config["base_url"]), **kwargs)
 
 SECRET = "s3cr3t-t0ken/with+chars"
 KEY = "var-api-key-98765"
@@ -24,8 +37,8 @@ def config(server, **extra):
             "rate_limit": 6000, "timeout": 5, **extra}
 
 
-def read_all(cfg, batch_size=1000):
-    return [r for batch in open_source("api", cfg, batch_size=batch_size) for r in batch]
+def read_all(cfg, batch_size=1000, policy=None):
+    return [r for batch in open_source("api", cfg, batch_size=batch_size, policy=policy) for r in batch]
 
 
 def test_placeholders_resolved_at_run_time_and_never_logged(http_server, api_conn, caplog):
@@ -60,7 +73,8 @@ def test_secrets_redacted_from_errors_and_logs(http_server, api_conn, caplog):
 def test_base_url_from_the_connection_host(http_server, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_MACHINE2_API", json.dumps({"conn_type": "http", "host": http_server.url}))
     http_server.json("/api/v1/production", [{"id": 3}])
-    assert read_all(config(http_server, base_url="{{ conn.machine2_api.host }}")) == [{"id": 3}]
+    cfg = config(http_server, base_url="{{ conn.machine2_api.host }}")
+    assert read_all(cfg, policy=allow_api(http_server.url)) == [{"id": 3}]
 
 
 def test_429_and_503_are_retried_then_succeed(http_server):
@@ -121,8 +135,12 @@ def test_next_link_to_another_host_is_not_followed(http_server, api_conn):
 
 def test_missing_connection_and_unknown_placeholder(http_server):
     cfg = config(http_server, headers={"Authorization": "Bearer {{ conn.no_such_conn.password }}"})
+    with pytest.raises(SourceConfigError, match="rule 'placeholder_connections'.*'no_such_conn'"):
+        open_source("api", cfg)  # not one the platform opened to placeholders
+    allowed = policy(api_origins=[http_server.url], api_private_networks=["127.0.0.1/32"],
+                     placeholder_connections=["no_such_conn"])
     with pytest.raises(SourceConfigError, match="Airflow connection 'no_such_conn' is not available"):
-        open_source("api", cfg)
+        open_source("api", cfg, policy=allowed)
     with pytest.raises(SourceConfigError, match=r"unknown placeholder '\{\{token\}\}'"):
         open_source("api", config(http_server, headers={"Authorization": "Bearer {{token}}"}))
 

@@ -2,9 +2,17 @@
 
 import pytest
 
-from datasync.registry.connectors import SourceConfigError, SourceError, open_source
+from datasync.registry.connectors import SourceConfigError, SourceError
+from datasync.registry.connectors import open_source as _open_source
+from policies import policy, reader_login
 
 ROWS = 7
+# The platform opens these two connections (non-superuser logins) to registry sources.
+ALLOWED = policy(database_connections=["registry_src_pg", "registry_src_my"])
+
+
+def open_source(source_type, config, **kwargs):
+    return _open_source(source_type, config, policy=ALLOWED, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +22,9 @@ def pg_source(database_factory):
     db.query("CREATE TABLE plant.production_data (id INT PRIMARY KEY, machine TEXT, qty NUMERIC(10,2))")
     db.query("INSERT INTO plant.production_data SELECT g, 'M' || g, g * 1.5 FROM generate_series(1, %s) g", (ROWS,))
     db.query("CREATE SEQUENCE plant.seq")
-    db.bind("registry_src_pg")
-    return db
+    drop = reader_login(db, "registry_src_pg")
+    yield db
+    drop()
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +32,9 @@ def my_source(database_factory):
     db = database_factory("mysql", "regsrc")
     db.query("CREATE TABLE production_data (id INT PRIMARY KEY, machine VARCHAR(20))")
     db.query("INSERT INTO production_data VALUES " + ", ".join(f"({i}, 'M{i}')" for i in range(1, ROWS + 1)))
-    db.bind("registry_src_my")
-    return db
+    drop = reader_login(db, "registry_src_my")
+    yield db
+    drop()
 
 
 def ids(batches):
@@ -76,4 +86,5 @@ def test_unknown_table_and_duplicate_columns_are_named(pg_source):
     with pytest.raises(SourceError, match="duplicate column names"):
         list(open_source("database", {"conn_id": "registry_src_pg", "query": query}))
     with pytest.raises(SourceError, match="'no_such_conn' is not usable"):
-        list(open_source("database", {"conn_id": "no_such_conn", "table": "t"}))
+        list(_open_source("database", {"conn_id": "no_such_conn", "table": "t"},
+                          policy=policy(database_connections=["no_such_conn"])))

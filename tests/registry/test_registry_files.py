@@ -2,15 +2,19 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
 
 from datasync.registry.connectors import SourceConfigError, SourceError, open_source, validate_config
+from policies import allow_files
 
 
 def read_all(source_type, config, batch_size=1000):
-    return list(open_source(source_type, config, batch_size=batch_size))
+    """Read a file with its own directory as the allowed root."""
+    policy = allow_files(Path(config["file_path"]).parent)
+    return list(open_source(source_type, config, policy=policy, batch_size=batch_size))
 
 
 # ---- json ----------------------------------------------------------------------------------------
@@ -54,8 +58,8 @@ def test_json_wrong_shapes_are_named(tmp_path):
 
 def test_missing_file_is_named_when_opened(tmp_path):
     for kind in ("json", "csv", "excel"):
-        with pytest.raises(SourceError, match=rf"{kind} source: file .*nope\.{kind} not found"):
-            open_source(kind, {"file_path": str(tmp_path / f"nope.{kind}")})
+        with pytest.raises(SourceError, match=rf"{kind} source .*nope\.{kind}: file not found"):
+            open_source(kind, {"file_path": str(tmp_path / f"nope.{kind}")}, policy=allow_files(tmp_path))
 
 
 def test_unknown_config_key_is_refused_not_ignored(tmp_path):

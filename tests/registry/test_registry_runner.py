@@ -12,6 +12,7 @@ import pytest
 from openpyxl import Workbook
 
 from harness import load_dag, run_dag, task_states
+from policies import command_spec, policy_variable, reader_login
 from runner_fixtures import (  # noqa: F401  (loopback is a fixture)
     Registry, captured_output, loopback, migrated_registry, program, registry_bound, rerun_cleared,
     xcom_and_rendered_text,
@@ -40,7 +41,7 @@ def world(database_factory, airflow_db, loopback, tmp_path_factory):
     src = database_factory("postgres", "regrun_src")
     src.query("CREATE TABLE machine_layout_src (machine TEXT PRIMARY KEY, hall TEXT, x INT, y INT)")
     src.query("INSERT INTO machine_layout_src VALUES ('M1', 'A', 1, 2), ('M2', 'A', 3, 4), ('M3', 'B', 5, 6)")
-    src.bind("registry_src_db")
+    drop_reader = reader_login(src, "registry_src_db")  # the platform gives registry sources a read-only login
     os.environ["AIRFLOW_CONN_REGISTRY_DOWN_DB"] = "postgresql://postgres@127.0.0.1:1/nothing"  # refused
     os.environ["AIRFLOW_VAR_REGISTRY_RUNNER_TOKEN"] = TOKEN
     db.query("CREATE TABLE y (id INT)")  # what an injected "DROP TABLE y" would hit
@@ -95,8 +96,19 @@ def world(database_factory, airflow_db, loopback, tmp_path_factory):
             [{"target_table": "oee", "key_columns": ["id"], "cursor_field": "updated_at", "sync_strategy": "incremental",
               **cols("id", "oee", "updated_at", cast={"id": "int", "oee": "decimal", "updated_at": "timestamp"})}],
             name="OEE", priority=1)
+    # what the platform team allows: these files, these connections, these commands
+    allowed = {
+        "file_roots": [str(d)],
+        "database_connections": ["registry_down_db", "registry_src_db"],
+        "placeholder_variables": ["registry_runner_token"],
+        "api_origins": [loopback.url],
+        "api_private_networks": ["127.0.0.0/8"],
+        # even a command whose parameters may be any text never sees a shell
+        "artisan_commands": {"echo": command_spec(echo, parameters=(".+",)), "slow": command_spec(slow),
+                             "fails": command_spec(fails)},
+    }
     reg.add("artisan_literal", "artisan",
-            [{"command": echo, "parameters": ["data:sync", f"; touch {marker}", f"&& touch {marker}", f"$(touch {marker})"],
+            [{"command": "echo", "parameters": ["data:sync", f"; touch {marker}", f"&& touch {marker}", f"$(touch {marker})"],
               "timeout": 20}],
             [{"target_table": "incident_count", "key_columns": ["i"], **cols("i", "arg", cast={"i": "int"})}],
             name="Incident Count")
@@ -107,8 +119,12 @@ def world(database_factory, airflow_db, loopback, tmp_path_factory):
         "missing_file": ("json", {"file_path": str(d / "nope.json")}, "Electric Consumption"),
         "api_500": ("api", {**api, "endpoint": "/vibration"}, "Temperature vs Vibration"),
         "api_garbage": ("api", {**api, "endpoint": "/ofm"}, "OFM"),
-        "cmd_timeout": ("artisan", {"command": slow, "timeout": 1}, "NRFC"),
-        "cmd_exit": ("artisan", {"command": fails, "timeout": 20}, "NRFW"),
+        "cmd_timeout": ("artisan", {"command": "slow", "timeout": 1}, "NRFC"),
+        "cmd_exit": ("artisan", {"command": "fails", "timeout": 20}, "NRFW"),
+        # hostile rows: what only the platform may decide (trust model); none of them runs or reads
+        "evil_shell": ("artisan", {"command": ["/bin/sh", "-c", f"touch {marker}"]}, "Shell"),
+        "evil_env": ("artisan", {"command": "echo", "env": {"LD_PRELOAD": "{{ var.registry_runner_token }}"}}, "Env"),
+        "evil_environ": ("json", {"file_path": "/proc/self/environ"}, "Environ"),
     }
     for sid, (kind, config, name) in failing.items():
         reg.add(sid, kind, [config], [{"target_table": f"t_{sid}", "key_columns": ["id"], **cols("id")}], name=name)
@@ -126,17 +142,18 @@ def world(database_factory, airflow_db, loopback, tmp_path_factory):
             [{"target_table": "produksi_rejected", "key_columns": ["id"], "cursor_field": "updated_at",
               "sync_strategy": "realtime", **PRODUCTION}], name="Produksi & Rejected Mesin")
 
-    with registry_bound(db):
+    with registry_bound(db), policy_variable(allowed):
         dag = load_dag("source_registry_runner")
         with captured_output() as output:
             dag_run = run_dag(dag)
         yield {"db": db, "reg": reg, "dag": dag, "run": dag_run, "states": task_states(dag_run), "dir": d,
                "output": output(), "server": loopback, "marker": marker, "failing": failing}
+    drop_reader()
 
 
 GOOD = ["prod_json", "csv_full", "excel_full", "db_backup", "api_secret", "artisan_literal"]
 BAD = ["bad_json", "bad_csv", "bad_excel", "missing_file", "api_500", "api_garbage", "cmd_timeout", "cmd_exit",
-       "evil_column"]
+       "evil_column", "evil_shell", "evil_env", "evil_environ"]
 
 
 def mapped(world):
@@ -203,6 +220,10 @@ def test_history_and_registry_record_every_source(world):
     assert "timed out after 1s" in errors["cmd_timeout"]
     assert "exited with code 3" in errors["cmd_exit"] and "cannot reach machine 7" in errors["cmd_exit"]
     assert "refusing column name 'x; DROP TABLE y'" in errors["evil_column"]
+    assert "'command' names a command the platform allows" in errors["evil_shell"]
+    assert "refused by registry policy rule 'artisan_commands'" in errors["evil_env"] and "LD_PRELOAD" in errors["evil_env"]
+    assert "json source /proc/self/environ: refused by registry policy rule 'file_roots'" in errors["evil_environ"]
+    assert not world["marker"].exists()
 
 
 def test_sources_not_due_or_not_active_are_left_alone(world):

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from datasync.registry import runner
+from policies import policy_variable
 from runner_fixtures import Registry, migrated_registry, registry_bound
 
 UTC = dt.timezone.utc
@@ -20,9 +21,11 @@ MAPPING = {"columns": [
 
 
 @pytest.fixture(scope="module")
-def registry(database_factory):
+def registry(database_factory, tmp_path_factory):
     db = migrated_registry(database_factory, "regstrat")
-    with registry_bound(db):
+    # files written by the tests, and a directory that does not exist (missing files are named as such)
+    roots = [str(tmp_path_factory.getbasetemp()), "/nonexistent"]
+    with registry_bound(db), policy_variable({"file_roots": roots}):
         yield Registry(db)
 
 
@@ -85,6 +88,52 @@ def test_unmappable_rows_are_rejected_named_and_block_deletes(registry, files):
     assert isinstance(exc, runner.SourceSyncFailed) and "more than max_rejects=1" in str(exc)
     assert registry.db.query("SELECT id FROM parts ORDER BY id") == [(1,), (2,), (3,)]
     assert registry.db.query("SELECT count(*) FROM sync_rejects WHERE sync_name = 'registry.rejects_src.parts'") == [(3,)]
+
+
+def test_bad_values_are_all_kept_and_duplicates_counted(registry, files, caplog):
+    """NaN, Infinity, 2**70 and a NUL byte from an outside file: every counted reject is stored
+    (JSON-safely), and a key repeated in the file is counted in the history."""
+    # Python's json (like many producers) writes NaN and Infinity as bare words; JSONB refuses them.
+    records = [
+        {"id": 1, "qty": float("nan"), "extra": {"reading": float("nan")}},
+        {"id": 2, "qty": float("inf")},
+        {"id": 3, "qty": float("-inf")},
+        {"id": 4, "qty": 2**70, "extra": [2**70]},
+        {"id": 5, "qty": 5, "note": "first"},
+        {"id": 5, "qty": 6, "note": "second"},
+        {"id": 7, "qty": 7, "note": "nul \x00 inside"},
+    ]
+    path = files("bad.json", records)
+    columns = [{"column": "id", "source": "id", "cast": "int"}, {"column": "qty", "source": "qty", "cast": "int"},
+               {"column": "note", "source": "note", "cast": "text"}]
+    registry.add("bad_src", "json", [{"file_path": path}],
+                 [{"target_table": "bad_values", "key_columns": ["id"], "max_rejects": 10, "columns": columns}])
+    summary = runner.run_source("bad_src", run_id="bad-run")
+
+    assert summary["status"] == "partial"
+    [mapping] = summary["mappings"]
+    assert (mapping["processed"], mapping["inserted"], mapping["rejected"], mapping["duplicate"]) == (7, 1, 5, 1)
+    [history] = registry.sql(
+        "SELECT sync_status, records_processed, records_inserted, records_rejected, records_duplicate "
+        "FROM data_source_sync_history h JOIN data_source_registry r ON r.id = h.source_id WHERE r.source_id = 'bad_src'")
+    assert history == ("partial", 7, 1, 5, 1)
+    assert registry.sql("SELECT id, qty, note FROM bad_values") == [(5, 6, "second")]
+
+    stored = registry.sql("SELECT row_key, column_name, value, reason, row_data, run_id FROM sync_rejects "
+                          "WHERE sync_name = 'registry.bad_src.bad_values' ORDER BY id")
+    assert len(stored) == mapping["rejected"], "every counted reject is stored"
+    keys = [json.loads(r[0]) for r in stored]  # the mapping names a key as [id], the engine as id
+    by_key = {k[0] if isinstance(k, list) else k: r for k, r in zip(keys, stored)}
+    assert {k: r[1:4] for k, r in by_key.items()} == {
+        1: ("qty", "NaN", "not a whole number"),
+        2: ("qty", "Infinity", "not a whole number"),
+        3: ("qty", "-Infinity", "not a whole number"),
+        4: ("qty", str(2**70), "out of range for a 64-bit integer"),
+        7: ("note", "nul \\u0000 inside", "contains a NUL byte, which PostgreSQL text cannot store"),
+    }
+    assert by_key[1][4]["extra"] == {"reading": "NaN"} and by_key[4][4]["extra"] == [str(2**70)]
+    assert {r[5] for r in stored} == {"bad-run"}
+    assert "could not store" not in caplog.text
 
 
 def test_incremental_moves_the_cursor_and_skips_what_is_behind_it(registry, files):
@@ -158,7 +207,7 @@ def test_backup_serves_when_the_primary_is_missing(registry, files):
     assert summary["mappings"][0]["connection_role"] == "backup"
     h = last(registry, "failover_src")
     assert (h["sync_status"], h["connection_role"]) == ("success", "backup")
-    assert "primary 'share' failed: json source: file /nonexistent/primary.json not found" in h["error_message"]
+    assert "primary 'share' failed: json source /nonexistent/primary.json: file not found" in h["error_message"]
     registry.sql("UPDATE data_source_connections SET connection_config = '{\"file_path\": \"/nonexistent/b.json\"}' "
                  "WHERE connection_name = 'mirror'")
     exc = run("failover_src")

@@ -13,7 +13,7 @@ from datasync.tekmetric.compare import differences
 from harness import load_dag, run_dag, task_states
 
 UTC = dt.timezone.utc
-# Before all generated data (anchored at this hour, reaching ~92 days back); 2 slices of 61 days.
+# Before all generated data (anchored at the previous hour, reaching ~92 days back); 2 slices of 61 days.
 BACKFILL = {"backfill_start": (dt.date.today() - dt.timedelta(days=120)).isoformat(), "window_days": 61}
 
 
@@ -288,3 +288,21 @@ def test_raw_payloads_stored_and_purged(api, warehouse):
     with connected("tekmetric_warehouse") as db:
         assert sync.purge_raw_payloads(db, 14) == pages["customers"]
     assert warehouse.query("SELECT count(*) FROM tm_raw_payloads") == [(sum(pages.values()) - pages["customers"],)]
+
+
+def test_a_second_run_of_the_same_entity_is_refused_and_logged(api, warehouse, shop_id):
+    from datasync.db import LockTimeout
+    from harness import lock_held
+
+    name = sync.sync_name(shop_id, "customers")
+    hook = sync.make_hook()
+    try:
+        with lock_held("tekmetric_warehouse", f"datasync:sync:{name}"), \
+                pytest.raises(LockTimeout, match=f"'datasync:sync:{name}' is already running"):
+            sync.sync_entity("customers", shop_id, hook=hook, run_id="second", lock_wait_seconds=0.5)
+    finally:
+        hook.close()
+    [(status, run_id, error)] = warehouse.query("SELECT status, run_id, error FROM sync_log WHERE sync_name = %s", (name,))
+    assert (status, run_id) == ("failed", "second")
+    assert error.startswith(f"LockTimeout: 'datasync:sync:{name}' is already running against 'tekmetric_warehouse'")
+    assert warehouse.query("SELECT count(*) FROM customers") == [(0,)]

@@ -1,6 +1,12 @@
 -- Operational rows of the day that the KPIs leave out (or use only in part), counted per org
 -- and reason. The filters in 020 and 030 are the complement of these rules: change them together.
 -- A row with several problems is counted once, under the first reason that applies.
+--
+-- Case and surrounding spaces (the tables compare byte for byte, see include/sql/tidb/003):
+-- tx_type, ref_type and every id an ops row uses to point at another row are read as
+-- LOWER(TRIM(value)), an empty id as missing, in all three files alike. 'Inbound ' is inbound and
+-- an upper-case UUID is the same UUID. The master tables' ids (warehouses, vehicles) arrive
+-- lower-case from Supabase and ptmmm_master_data and are compared as stored.
 DELETE FROM kpi_daily_exclusions WHERE data_date = :data_date;
 
 INSERT INTO kpi_daily_exclusions (data_date, org_id, source_table, reason, row_count, example_id, updated_at)
@@ -15,9 +21,13 @@ FROM (
                WHEN t.tx_type NOT IN ('inbound', 'outbound', 'adjustment') THEN 'unknown tx_type'
                WHEN t.quantity < 0 AND t.tx_type <> 'adjustment' THEN 'negative quantity on an inbound or outbound movement'
            END AS reason
-    FROM inventory_tx t
+    FROM (
+        SELECT id, LOWER(TRIM(org_id)) AS org_id, NULLIF(LOWER(TRIM(warehouse_id)), '') AS warehouse_id,
+               LOWER(TRIM(tx_type)) AS tx_type, quantity
+        FROM inventory_tx
+        WHERE occurred_at >= :day_start AND occurred_at < :day_end
+    ) t
     LEFT JOIN warehouses w ON w.id = t.warehouse_id
-    WHERE t.occurred_at >= :day_start AND t.occurred_at < :day_end
 
     UNION ALL
 
@@ -33,11 +43,15 @@ FROM (
                WHEN s.delivered_at >= :day_start AND s.delivered_at < :day_end AND s.delivered_at < s.dispatched_at
                    THEN 'delivered_at before dispatched_at: left out of avg_delivery_hours'
            END
-    FROM shipments s
+    FROM (
+        SELECT id, LOWER(TRIM(org_id)) AS org_id, NULLIF(LOWER(TRIM(warehouse_id)), '') AS warehouse_id,
+               dispatched_at, delivered_at
+        FROM shipments
+        WHERE (dispatched_at >= :day_start AND dispatched_at < :day_end)
+           OR (delivered_at >= :day_start AND delivered_at < :day_end)
+           OR (failed_at >= :day_start AND failed_at < :day_end)
+    ) s
     LEFT JOIN warehouses w ON w.id = s.warehouse_id
-    WHERE (s.dispatched_at >= :day_start AND s.dispatched_at < :day_end)
-       OR (s.delivered_at >= :day_start AND s.delivered_at < :day_end)
-       OR (s.failed_at >= :day_start AND s.failed_at < :day_end)
 ) x
 WHERE x.reason IS NOT NULL
 GROUP BY x.org_id, x.source_table, x.reason;

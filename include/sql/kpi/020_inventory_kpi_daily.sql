@@ -2,6 +2,7 @@
 -- (the joins on warehouse_id AND org_id), a known tx_type, and a non-negative quantity unless it
 -- is an adjustment. Stock levels are rebuilt from the full movement history, so a late-arriving
 -- movement corrects every later day on its rerun and no day depends on another day's KPI row.
+-- tx_type, ref_type and ids are read as LOWER(TRIM(...)), as in 010.
 DELETE FROM inventory_kpi_daily WHERE data_date = :data_date;
 
 INSERT INTO inventory_kpi_daily (
@@ -40,9 +41,13 @@ LEFT JOIN (
                         ELSE 0 END) AS opening_qty,
                SUM(CASE t.tx_type WHEN 'outbound' THEN -t.quantity ELSE t.quantity END) AS closing_qty,
                SUM(CASE WHEN t.occurred_at >= :day_start THEN 1 ELSE 0 END) AS day_tx
-        FROM inventory_tx t
-        WHERE t.occurred_at < :day_end
-          AND t.tx_type IN ('inbound', 'outbound', 'adjustment')
+        FROM (
+            SELECT LOWER(TRIM(warehouse_id)) AS warehouse_id, LOWER(TRIM(org_id)) AS org_id,
+                   LOWER(TRIM(sku_id)) AS sku_id, LOWER(TRIM(tx_type)) AS tx_type, quantity, occurred_at
+            FROM inventory_tx
+            WHERE occurred_at < :day_end
+        ) t
+        WHERE t.tx_type IN ('inbound', 'outbound', 'adjustment')
           AND (t.quantity >= 0 OR t.tx_type = 'adjustment')
         GROUP BY t.warehouse_id, t.org_id, t.sku_id
     ) sb
@@ -54,13 +59,20 @@ LEFT JOIN (
            SUM(CASE WHEN t.tx_type = 'outbound' THEN t.quantity ELSE 0 END) AS outbound_qty,
            SUM(CASE WHEN t.tx_type = 'adjustment' THEN t.quantity ELSE 0 END) AS adjustment_qty,
            COUNT(*) AS tx_count,
-           -- confirmed: scanned before the day's end (a scan recorded later does not change this day)
-           SUM(CASE WHEN EXISTS (SELECT 1 FROM scan_event se
-                                 WHERE se.ref_type = 'inventory_tx' AND se.ref_id = t.id AND se.scanned_at < :day_end)
-                    THEN 1 ELSE 0 END) AS scan_confirmed_tx
-    FROM inventory_tx t
-    WHERE t.occurred_at >= :day_start AND t.occurred_at < :day_end
-      AND t.tx_type IN ('inbound', 'outbound', 'adjustment')
+           SUM(CASE WHEN c.tx_id IS NOT NULL THEN 1 ELSE 0 END) AS scan_confirmed_tx
+    FROM (
+        SELECT LOWER(TRIM(id)) AS id, LOWER(TRIM(warehouse_id)) AS warehouse_id, LOWER(TRIM(org_id)) AS org_id,
+               LOWER(TRIM(tx_type)) AS tx_type, quantity
+        FROM inventory_tx
+        WHERE occurred_at >= :day_start AND occurred_at < :day_end
+    ) t
+    LEFT JOIN (
+        -- confirmed: scanned before the day's end (a scan recorded later does not change this day)
+        SELECT DISTINCT LOWER(TRIM(ref_id)) AS tx_id
+        FROM scan_event
+        WHERE LOWER(TRIM(ref_type)) = 'inventory_tx' AND scanned_at < :day_end
+    ) c ON c.tx_id = t.id
+    WHERE t.tx_type IN ('inbound', 'outbound', 'adjustment')
       AND (t.quantity >= 0 OR t.tx_type = 'adjustment')
     GROUP BY t.warehouse_id, t.org_id
 ) m ON m.warehouse_id = w.id AND m.org_id = w.org_id

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from datasync.db import Database, connect, named_lock
+from datasync.db import Database, connect
 from datasync.engine import state
 from datasync.engine.progress import Progress, source_total
 from datasync.engine.sources import RowsSource, SqlSource, Window
@@ -133,6 +133,7 @@ class SyncRun:
                 raise ValueError(f"{spec.name}: rows carry no {missing}; they have {source.columns}")
         self.counts = Counts()
         self.rejects: list[Reject] = []
+        self.uncommitted: list[Reject] = []  # stored in the open transaction: a rollback loses them
         self.order = ([spec.cursor_column] if spec.cursor_column and spec.mode == "incremental" else []) + list(spec.key)
 
     # -- pages ---------------------------------------------------------------------------------
@@ -195,15 +196,31 @@ class SyncRun:
     def _check_rejects(self, rejects: list[Reject]) -> None:
         if self.counts.rejected + len(rejects) > self.spec.max_rejects:
             self.db.rollback()
-            state.write_rejects(self.db, self.spec.name, self.run_id, rejects)
-            self.db.commit()
+            self.uncommitted += rejects
+            self.keep_rejects_after_rollback()
             self.counts.rejected += len(rejects)
             raise RejectThresholdExceeded(self.spec.name, self.rejects + rejects, self.spec.max_rejects)
 
-    def _accept(self, counts: Counts, rejects: list[Reject]) -> None:
+    def keep_rejects_after_rollback(self) -> None:
+        """Every reject counted stays in sync_rejects, also when its page (or a full run) rolled back."""
+        if self.uncommitted:
+            state.write_rejects(self.db, self.spec.name, self.run_id, self.uncommitted)
+            self._commit()
+
+    def _commit(self) -> None:
+        self.db.commit()
+        self.uncommitted = []
+
+    def _accept(self, counts: Counts, rejects: list[Reject], writer) -> None:
         self.counts.add(counts)
         self.rejects += rejects
         state.write_rejects(self.db, self.spec.name, self.run_id, rejects)
+        self.uncommitted += rejects
+        repeated = writer.take_repeated()
+        if counts.duplicates:
+            shown = ", ".join(f"key {k[0] if len(k) == 1 else k!r} ({n} times)" for k, n in repeated)
+            log.warning("%s: %d row(s) repeated a key already in the same page; the newest (else the last) of each "
+                        "was kept%s", self.spec.name, counts.duplicates, f": {shown}" if shown else "")
 
     # -- modes ---------------------------------------------------------------------------------
     def incremental(self, run_start: dt.datetime) -> Position:
@@ -220,12 +237,12 @@ class SyncRun:
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
                 self._check_rejects(rejects)
-                self._accept(counts, rejects)
+                self._accept(counts, rejects, writer)
                 if value is not None and _newer(value, pos.value):
                     pos.value, pos.key = value, tuple(key) if key is not None else None
                 pos.rows_synced += counts.inserted + counts.updated
                 state.write_cursor(self.db, spec.name, pos)
-                self.db.commit()
+                self._commit()
                 progress.page(counts.read)
         finally:
             writer.close()
@@ -241,7 +258,7 @@ class SyncRun:
         try:
             for counts, rejects, _last in self._pages(writer, window):
                 self._check_rejects(rejects)
-                self._accept(counts, rejects)
+                self._accept(counts, rejects, writer)
                 progress.page(counts.read)
             if spec.delete_missing:
                 self.counts.deleted = writer.delete_unseen()
@@ -251,7 +268,7 @@ class SyncRun:
                 top = self.db.fetchone(f"SELECT MAX({col}) FROM {writer.target}")[0]
                 pos = Position(top, None, pos.rows_synced + self.counts.inserted + self.counts.updated)
                 state.write_cursor(self.db, spec.name, pos)
-            self.db.commit()  # rows, deletes and cursor land together
+            self._commit()  # rows, deletes and cursor land together
         finally:
             writer.close()
         return pos
@@ -289,11 +306,11 @@ class SyncRun:
         try:
             for counts, rejects, (value, _key) in self._pages(writer, window):
                 self._check_rejects(rejects)
-                self._accept(counts, rejects)
+                self._accept(counts, rejects, writer)
                 if spec.cursor_column and value is not None and _newer(value, pos.value):
                     pos.value = value
                     state.write_cursor(self.db, spec.name, pos)
-                self.db.commit()
+                self._commit()
                 progress.page(counts.read)
         finally:
             writer.close()
@@ -314,7 +331,7 @@ def run_sync(
     run_start = run_start or dt.datetime.now(dt.timezone.utc)
     db = target or connect(target_conn_id)
     try:
-        with named_lock(db, f"datasync:sync:{spec.name}", spec.lock_wait_seconds):
+        with state.run_lock(db, spec.name, run_id, spec.mode, spec.lock_wait_seconds):
             log_id = state.log_start(db, spec.name, run_id, spec.mode)
             run = None
             try:
@@ -325,6 +342,8 @@ def run_sync(
             except Exception as exc:
                 try:
                     db.rollback()
+                    if run:
+                        run.keep_rejects_after_rollback()
                     state.log_finish(db, log_id, run.counts if run else Counts(), f"{type(exc).__name__}: {exc}"[:4000])
                 except Exception:  # a dead target connection: the next run marks this row abandoned
                     log.warning("%s: could not record the failure in sync_log", spec.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -34,35 +35,53 @@ class Column:
     nullable: bool
     max_length: int | None
     column_type: str = ""  # MySQL full type, e.g. tinyint(1)
+    precision: int | None = None  # numeric/decimal only
+    scale: int | None = None
+    postgres: bool = False  # the server's rules differ: NUL bytes, NaN and infinities
 
     @property
     def is_json(self) -> bool:
         return self.data_type in _JSON
 
     def problem(self, value: Any) -> str | None:
-        """Why ``value`` cannot go into this column, or None when it fits."""
+        """Why ``value`` cannot go into this column, or None when it fits. Agrees with the server:
+        a value the server stores (NaN in a Postgres numeric, say) is not called a problem."""
         if value is None:
             return None if self.nullable else "NULL in a NOT NULL column"
         t = self.data_type
+        if isinstance(value, str):
+            if self.postgres and "\x00" in value:
+                return "contains a NUL byte, which PostgreSQL text cannot store"
+            if not _encodable(value):
+                return "not valid Unicode text (a lone surrogate)"
         try:
             if t in _INT_RANGES:
                 if isinstance(value, bool):
                     return None
-                n = int(Decimal(str(value)))
-                if Decimal(str(value)) != n:
+                number = Decimal(str(value))
+                if not number.is_finite():
+                    return _not_finite(number)
+                n = int(number)
+                if number != n:
                     return f"not a whole number for {t}"
                 bound = _INT_RANGES[t] * (2 if "unsigned" in self.column_type else 1)
                 if not (-_INT_RANGES[t] <= n < bound):
                     return f"out of range for {t}"
             elif t in _NUMERIC:
-                if not isinstance(value, (int, float, Decimal)):
-                    Decimal(str(value).strip())
+                if isinstance(value, bool):
+                    return None
+                number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+                if not number.is_finite():
+                    return self._non_finite(number)
+                if self.precision is not None and t in ("numeric", "decimal") and number:
+                    before = self.precision - (self.scale or 0)
+                    if number.adjusted() >= before:
+                        return f"out of range for {t}({self.precision},{self.scale or 0}): at most {before} digit(s) before the point"
             elif t in _TEXT:
                 if self.max_length is not None and len(str(value)) > self.max_length:
                     return f"longer than {self.max_length} characters ({len(str(value))})"
             elif t in _JSON:
-                if isinstance(value, (str, bytes)):
-                    json.loads(value)
+                return self._json_problem(value)
             elif t == "uuid":
                 if not isinstance(value, uuid.UUID):
                     uuid.UUID(str(value))
@@ -75,10 +94,63 @@ class Column:
             elif t == "boolean":
                 if not isinstance(value, (bool, int)) and str(value).lower() not in ("t", "f", "true", "false", "0", "1", "yes", "no"):
                     return "not a boolean"
-        except (InvalidOperation, ValueError, TypeError) as exc:
-            kind = {**{k: "number" for k in (*_INT_RANGES, *_NUMERIC)}, "uuid": "UUID", "date": "date", "jsonb": "JSON", "json": "JSON"}.get(t, t)
-            return f"not a valid {kind}" + (f" ({exc})" if t in _JSON else "")
+        except (InvalidOperation, ValueError, TypeError):
+            kind = {**{k: "number" for k in (*_INT_RANGES, *_NUMERIC)}, "uuid": "UUID", "date": "date"}.get(t, t)
+            return f"not a valid {kind}"
         return None
+
+    def _non_finite(self, number: Decimal) -> str | None:
+        # Postgres floats hold NaN and the infinities; its numeric holds NaN always and the
+        # infinities without a declared precision. MySQL-family columns hold none of them.
+        if self.postgres and (self.data_type not in ("numeric", "decimal") or number.is_nan() or self.precision is None):
+            return None
+        return _not_finite(number)
+
+    def _json_problem(self, value: Any) -> str | None:
+        if isinstance(value, (str, bytes)):  # JSON text
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                return f"not valid JSON ({exc})"
+        for item in _json_leaves(value):
+            if isinstance(item, float) and not math.isfinite(item):
+                return f"not valid JSON: {_finite_name(Decimal(item))} cannot be stored in JSON"
+            if isinstance(item, str) and "\x00" in item and self.postgres and self.data_type == "jsonb":
+                return "contains a NUL character (\\u0000), which PostgreSQL jsonb cannot store"
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            return f"not valid JSON ({exc})"
+        return None
+
+
+def _json_leaves(value: Any):
+    """Every key and scalar of a JSON-like structure."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _json_leaves(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _json_leaves(v)
+    else:
+        yield value
+
+
+def _finite_name(number: Decimal) -> str:
+    return "NaN" if number.is_nan() else ("Infinity" if number > 0 else "-Infinity")
+
+
+def _not_finite(number: Decimal) -> str:
+    return f"not a finite number ({_finite_name(number)})"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -94,7 +166,7 @@ class TableInfo:
         if db.is_postgres:
             schema_sql = "%s" if schema else "current_schema()"
             rows = db.fetchall(
-                "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length, udt_name "
+                "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length, udt_name, numeric_precision, numeric_scale "
                 f"FROM information_schema.columns WHERE table_schema = {schema_sql} AND table_name = %s ORDER BY ordinal_position",
                 (schema, bare) if schema else (bare,),
             )
@@ -106,7 +178,7 @@ class TableInfo:
         else:
             schema_sql = "%s" if schema else "DATABASE()"
             rows = db.fetchall(
-                "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length, column_type "
+                "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length, column_type, numeric_precision, numeric_scale "
                 f"FROM information_schema.columns WHERE table_schema = {schema_sql} AND table_name = %s ORDER BY ordinal_position",
                 (schema, bare) if schema else (bare,),
             )
@@ -127,11 +199,13 @@ class TableInfo:
         if not rows:
             raise SchemaMismatch(f"target table {table} does not exist in {db.describe()}")
         columns = {}
-        for name, data_type, nullable, max_len, extra in rows:
+        for name, data_type, nullable, max_len, extra, precision, scale in rows:
             data_type = data_type.lower()
             if data_type == "user-defined":
                 data_type = str(extra).lower()
-            columns[name] = Column(name, data_type, bool(nullable), max_len, str(extra).lower())
+            columns[name] = Column(name, data_type, bool(nullable), max_len, str(extra).lower(),
+                                   None if precision is None else int(precision), None if scale is None else int(scale),
+                                   db.is_postgres)
         return cls(table, columns, tuple(r[0] for r in pk))
 
     def require(self, names: list[str], what: str) -> None:

@@ -7,13 +7,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from datasync.db import Database
 from datasync.engine.state import Counts, Reject
 from datasync.engine.table import TableInfo
+
+REPEATED_SHOWN = 5  # duplicate keys named in the log per page
+
+
+class UnsendableValue(ValueError):
+    """A value this driver must not send (the row is then checked and named like any bad row)."""
 
 
 class Writer:
@@ -31,6 +40,12 @@ class Writer:
         self.q = db.quote
         self.target = ".".join(db.quote(p) for p in table.name.split("."))
         self._sp = 0
+        self.repeated: list[tuple[tuple, int]] = []  # (key, times) seen more than once in a batch, a few
+
+    def take_repeated(self) -> list[tuple[tuple, int]]:
+        """Examples of keys that came more than once since the last call (for the log)."""
+        out, self.repeated = self.repeated[:REPEATED_SHOWN], []
+        return out
 
     # -- shared --------------------------------------------------------------------------------
     def key_of(self, row: tuple) -> tuple:
@@ -98,7 +113,7 @@ class Writer:
         if value is None and column in self.columns:
             value = row[self.columns.index(column)]
         return Reject(self.table.name, list(key) if len(key) > 1 else key[0], column, value, reason,
-                      {c: _jsonable(v) for c, v in zip(self.columns, row)})
+                      dict(zip(self.columns, row)))  # stored JSON-safely by state.write_rejects
 
     def column_of(self, exc: Exception) -> str | None:
         return _column_of(exc)
@@ -116,19 +131,15 @@ class Writer:
         pass
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (dict, list)):
-        return value
-    return str(value)
-
-
 def _is_data_error(exc: Exception) -> bool:
     """Errors caused by the rows (retrying them alone can isolate them), not by the server."""
     name = type(exc).__name__
+    if isinstance(exc, (UnicodeEncodeError, UnsendableValue)):  # e.g. a lone surrogate: no driver can send it
+        return True
     if hasattr(exc, "sqlstate") and exc.sqlstate:  # psycopg
         return exc.sqlstate[:2] in ("22", "23") or exc.sqlstate == "42804"
+    if name == "DataError" and type(exc).__module__.startswith("psycopg"):
+        return True  # refused before it was sent, e.g. a NUL byte in text
     if name in ("DataError", "IntegrityError", "OperationalError") and exc.args and isinstance(exc.args[0], int):
         # MySQL: data too long, out of range, bad value, NULL, duplicate, FK, check, JSON
         return exc.args[0] in (1048, 1062, 1264, 1265, 1292, 1366, 1406, 1411, 1451, 1452, 3140, 4025, 3819, 1690, 4078)
@@ -242,6 +253,12 @@ class PostgresWriter(Writer):
     def _run_merge(self, cur) -> Counts:
         cur.execute(self.merge_sql)
         read, distinct, inserted, updated = cur.fetchone()
+        if read > distinct:
+            keys = ", ".join(self.q(k) for k in self.key)
+            for *key, times in self.db.fetchall(
+                    f"SELECT {keys}, count(*) FROM {self.stage} GROUP BY {keys} HAVING count(*) > 1 "
+                    f"ORDER BY count(*) DESC, {keys} LIMIT {REPEATED_SHOWN}"):
+                self.repeated.append((tuple(key), times))
         return Counts(read=read, inserted=inserted, updated=updated, unchanged=distinct - inserted - updated,
                       duplicates=read - distinct)
 
@@ -314,7 +331,7 @@ def _with_json(row: tuple, idx: list[int]) -> tuple:
 def _install_encoders(conn) -> None:
     """Teach this mysqlclient connection the values other sources hand us (once per connection;
     escaping stays inside the driver instead of a Python pass over every value)."""
-    from MySQLdb.converters import DateTime2literal
+    from MySQLdb.converters import DateTime2literal, Decimal2Literal, Float2Str
 
     enc = conn.encoders
     if enc.get(uuid.UUID):
@@ -328,7 +345,15 @@ def _install_encoders(conn) -> None:
             value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return DateTime2literal(value, mapping)
 
+    def number(value, mapping):
+        # No MySQL-family column holds NaN or an infinity, and a non-strict sql_mode would quietly
+        # store a 0: refuse the value here, so the row is named like any other bad row.
+        if isinstance(value, float) and not math.isfinite(value) or isinstance(value, Decimal) and not value.is_finite():
+            raise UnsendableValue(f"{value} cannot be stored in a MySQL-family column")
+        return (Float2Str if isinstance(value, float) else Decimal2Literal)(value, mapping)
+
     enc[dt.datetime] = aware_datetime
+    enc[float] = enc[Decimal] = number
     enc[uuid.UUID] = lambda value, mapping: as_text(str(value), mapping)
     enc[dict] = lambda value, mapping: as_text(json.dumps(value), mapping)
 
@@ -375,6 +400,9 @@ class MySqlWriter(Writer):
 
     def _merge(self, rows: list[tuple]) -> Counts:
         unique = rows if self.unique_keys else self._dedupe(rows)
+        if len(unique) < len(rows):
+            counted = Counter(self.key_of(r) for r in rows)
+            self.repeated += [(k, n) for k, n in counted.most_common(REPEATED_SHOWN) if n > 1]
         keys = [self.key_of(r) for r in unique]
         existing = self._existing(keys)
         cur = self.db.cursor()

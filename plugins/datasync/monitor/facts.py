@@ -14,12 +14,12 @@ from datasync.db import Database
 
 BASE_RUN_COLUMNS = ("id", "sync_name", "run_id", "mode", "status", "started_at", "finished_at", "duration_ms", "rows_read",
                     "rows_inserted", "rows_updated", "rows_unchanged", "rows_deleted", "rows_rejected", "error")
-TASK_COLUMNS = ("dag_id", "task_id", "map_index", "try_number")  # migration common/002
+TASK_COLUMNS = ("dag_id", "task_id", "map_index", "try_number")  # migration common/003
 
 
 def run_columns(db: Database, alias: str = "") -> str:
     """The sync_log columns to read; NULL task-instance columns on a target not yet migrated to
-    common/002 (the page still works there, without links to task instances)."""
+    common/003 (the page still works there, without links to task instances)."""
     prefix = f"{alias}." if alias else ""
     task = [prefix + c for c in TASK_COLUMNS] if _has_column(db, "sync_log", "dag_id") else [f"NULL AS {c}" for c in TASK_COLUMNS]
     return ", ".join([prefix + c for c in BASE_RUN_COLUMNS] + task)

@@ -2,9 +2,10 @@
 
 Errors, reasons and values come from bookkeeping tables that pipelines (and, through the
 registry, application users) filled; every such text passes :func:`redact` before it reaches a
-page or a JSON answer. It hides what the registry's :class:`Secrets` hides for resolved values
-(here: the passwords of the connections the page itself uses) plus anything shaped like a
-credential: a URL's password, ``password=...``/``token: ...`` pairs, ``Bearer``/``Basic`` values.
+page or a JSON answer. It is the registry's redaction (:mod:`datasync.registry.redact`: every
+spelling of every secret known to this process), taught the passwords of the connections the page
+itself uses, plus anything shaped like a credential: a URL's password, ``password=...`` /
+``token: ...`` pairs, ``Bearer``/``Basic`` values.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import threading
 import time
 from typing import Any
 
-from datasync.registry.connectors.placeholders import REDACTED, Secrets
+from datasync.registry.redact import REDACTED, REDACTOR
+from datasync.registry.redact import redact as redact_known
 
 # user:password@ in any URL-like text (postgresql://, https://, mysql://...)
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]+@")
@@ -27,32 +29,35 @@ _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 
 _CACHE_SECONDS = 60.0
 _lock = threading.Lock()
-_cached: tuple[float, Secrets] | None = None
+_learned_at: float | None = None
 
 
-def _known_secrets() -> Secrets:
-    """Secrets holding the passwords of every target connection (looked up at most once a minute)."""
-    global _cached
+def _learn_connection_passwords() -> None:
+    """Teach the redaction the passwords of every target connection (at most once a minute)."""
+    global _learned_at
     with _lock:
-        if _cached and time.monotonic() - _cached[0] < _CACHE_SECONDS:
-            return _cached[1]
-        from datasync.migrate import TARGETS
+        if _learned_at is not None and time.monotonic() - _learned_at < _CACHE_SECONDS:
+            return
+        _learned_at = time.monotonic()
+    from airflow.sdk import BaseHook
 
-        secrets = Secrets()
-        for target in TARGETS.values():
-            try:
-                secrets.resolve(f"{{{{ conn.{target.conn_id}.password }}}}")
-            except Exception:  # no such connection, or no password: nothing to hide
-                pass
-        _cached = (time.monotonic(), secrets)
-        return secrets
+    from datasync.migrate import TARGETS
+
+    for target in TARGETS.values():
+        try:
+            password = BaseHook.get_connection(target.conn_id).password
+        except Exception:  # no such connection: nothing to hide
+            continue
+        if password:
+            REDACTOR.add(password)
 
 
 def redact(text: Any, limit: int = 2000) -> str | None:
     """``text`` safe to show (None stays None), cut to ``limit`` characters."""
     if text is None:
         return None
-    out = _known_secrets().redact(str(text))
+    _learn_connection_passwords()
+    out = redact_known(text)
     out = _URL_PASSWORD.sub(lambda m: m.group(1) + REDACTED + "@", out)
     out = _SECRET_PAIR.sub(lambda m: m.group(1) + REDACTED, out)
     out = _AUTH_SCHEME.sub(lambda m: m.group(1) + " " + REDACTED, out)

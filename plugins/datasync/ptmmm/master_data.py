@@ -36,7 +36,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from datasync.db import Database, connected, named_lock
+from datasync.db import Database, connected
 from datasync.engine import state
 from datasync.engine.state import Counts, Reject
 from datasync.engine.sync import RejectThresholdExceeded
@@ -221,7 +221,7 @@ def import_tab(table: str, target: SheetTarget, *, run_id: str | None = None, ma
         log.info("%s: columns %s are not imported", where, ignored)
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     name = sync_name(table)
-    with connected(conn_id) as db, named_lock(db, f"datasync:sync:{name}"):
+    with connected(conn_id) as db, state.run_lock(db, name, run_id, "upsert", wait_seconds=60):
         log_id = state.log_start(db, name, run_id, "upsert")
         counts, rejects, writer = Counts(read=len(records)), [], None
         try:

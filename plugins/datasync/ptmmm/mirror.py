@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from datasync.db import Database, connect, connected, named_lock
+from datasync.db import Database, connect, connected
 from datasync.engine import state
 from datasync.engine.state import Counts, Reject
 from datasync.engine.table import TableInfo
@@ -79,7 +79,7 @@ def mirror_day(data_date, run_id: str | None = None, source_conn: str = OPS_CONN
         source = {t: read_day(src, t, day) for t in KPI_TABLES}
     db = connect(target_conn)
     try:
-        with named_lock(db, MIRROR_LOCK, wait_seconds=300):
+        with state.run_lock(db, [sync_name(t) for t in KPI_TABLES], run_id, MODE, wait_seconds=300, lock=MIRROR_LOCK):
             return _mirror(db, day, source, run_id)
     finally:
         db.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from datasync.db import Database, connected, named_lock
+from datasync.db import Database, connected
 from datasync.engine import state
 from datasync.engine.state import Counts
 from datasync.ptmmm import kpi
@@ -38,10 +38,11 @@ def rollback_side(side: str, data_date, run_id: str | None = None) -> dict[str, 
         raise ValueError(f"unknown side {side!r}; choose from {', '.join(SIDES)}")
     day = kpi.validate_data_date(data_date)
     conn_id, lock, tables = SIDES[side]
-    with connected(conn_id) as db, named_lock(db, lock, wait_seconds=600):
+    names = [f"ptmmm_kpi_rollback.{side}.{t.split('.')[-1]}" for t in tables]
+    with connected(conn_id) as db, state.run_lock(db, names, run_id, "rollback", wait_seconds=600, lock=lock):
         before = {t: _warehouses(db, t, day) for t in tables}
         db.commit()
-        log_ids = {t: state.log_start(db, f"ptmmm_kpi_rollback.{side}.{t.split('.')[-1]}", run_id, "rollback") for t in tables}
+        log_ids = {t: state.log_start(db, name, run_id, "rollback") for t, name in zip(tables, names)}
         try:
             deleted = kpi.delete_kpi_day(db, day, tables)
         except Exception as exc:

@@ -5,6 +5,10 @@ Data files are generated at demo time into ``.airflow/demo-data/registry`` (git-
 timestamps relative to now so retention keeps them. The API is a loopback HTTP server in a thread
 of the demo process; the artisan command is ``include/demo/registry/artisan_data_sync.py``; the
 database source's primary server is deliberately down, so its backup serves (history says so).
+
+The demo plays the platform team too: :func:`demo_policy` is the registry policy it sets (as the
+``AIRFLOW_VAR_DATASYNC_REGISTRY_POLICY`` environment variable of the DAG runs) so that exactly its
+own sources are allowed, and the database source reads through a login that is no superuser.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datasync.paths import DEMO_DIR, REPO_ROOT
 DATA_DIR = REPO_ROOT / ".airflow" / "demo-data" / "registry"
 ARTISAN_SCRIPT = DEMO_DIR / "registry" / "artisan_data_sync.py"
 MES_TOKEN = "demo-mes-token-not-a-real-secret"
+PLANT_READER = "demo_plant_reader"  # the read-only login registry sources get for the plant table
 MACHINES = [f"MC-{n:02d}" for n in range(1, 13)]
 LINES = ["LINE-A", "LINE-B", "LINE-C"]
 
@@ -251,7 +256,7 @@ def other_sources(directory: Path, api_url: str) -> list[dict[str, Any]]:
          "connections": [
              {"name": "plant-db-primary", "config": {"conn_id": "registry_demo_plant_primary", "table": "demo_plant_machines"}},
              {"name": "plant-db-replica", "backup": True,
-              "config": {"conn_id": "registry_db", "table": "demo_plant_machines"}}],
+              "config": {"conn_id": "registry_demo_plant_replica", "table": "demo_plant_machines"}}],
          "mapping": {"target_table": "machine_master", "key_columns": ["machine_code"], "sync_strategy": "full",
                      "columns": [{"column": "machine_code", "source": "machine_code"}, {"column": "hall", "source": "hall"},
                                  {"column": "vendor", "source": "vendor"},
@@ -270,9 +275,8 @@ def other_sources(directory: Path, api_url: str) -> list[dict[str, Any]]:
                          {"column": "updated_at", "source": "updated_at", "cast": "timestamp"}]}},
         {"source_id": "artisan_machine1", "name": "Artisan data:sync machine1", "source_type": "artisan", "priority": 2,
          "connections": [{"name": "artisan", "config": {
-             "command": [sys.executable, str(ARTISAN_SCRIPT), "data:sync"],
-             "parameters": ["--source=machine1", "--type=production"],
-             "working_directory": str(ARTISAN_SCRIPT.parent), "timeout": 60, "output_format": "json"}}],
+             "command": "data_sync", "parameters": ["--source=machine1", "--type=production"],
+             "timeout": 60, "output_format": "json"}}],
          "mapping": {"target_table": "artisan_machine_counters", "key_columns": ["machine", "hour"], "cursor_field": "hour",
                      "sync_strategy": "incremental", "columns": [
                          {"column": "machine", "source": "machine"}, {"column": "hour", "source": "hour", "cast": "timestamp"},
@@ -280,6 +284,37 @@ def other_sources(directory: Path, api_url: str) -> list[dict[str, Any]]:
                          {"column": "reject_count", "source": "reject_count", "cast": "int"},
                          {"column": "counters", "source": "counters", "cast": "json"}]}},
     ]
+
+
+def demo_policy(directory: Path, api_url: str) -> dict[str, Any]:
+    """The registry policy the demo's platform team writes: its data directory, its two plant
+    connections, the MES API on loopback and its token variable, and one artisan command."""
+    return {
+        "file_roots": [str(directory)],
+        "database_connections": ["registry_demo_plant_primary", "registry_demo_plant_replica"],
+        "placeholder_variables": ["demo_mes_token"],
+        "api_origins": [api_url],
+        "api_private_networks": ["127.0.0.0/8"],  # the stand-in MES runs on loopback
+        "artisan_commands": {
+            "data_sync": {
+                "argv": [sys.executable, str(ARTISAN_SCRIPT), "data:sync"],
+                "working_directory": str(ARTISAN_SCRIPT.parent),
+                "parameters": ["--source=[a-z0-9_]{1,40}", "--type=(production|quality|downtime)", "--rows=[0-9]{1,4}"],
+                "env": [],
+            },
+        },
+    }
+
+
+def plant_reader(db: Any) -> None:
+    """A login that can read the plant table and nothing of the server (no superuser): what the
+    platform gives registry database sources."""
+    if db.fetchone("SELECT 1 FROM pg_roles WHERE rolname = %s", (PLANT_READER,)) is None:
+        db.execute(f'CREATE ROLE "{PLANT_READER}" LOGIN NOSUPERUSER').close()
+    (name,) = db.fetchone("SELECT current_database()")
+    db.execute(f'GRANT CONNECT ON DATABASE "{name}" TO "{PLANT_READER}"').close()
+    db.execute(f'GRANT SELECT ON demo_plant_machines TO "{PLANT_READER}"').close()
+    db.commit()
 
 
 # ---- registering -------------------------------------------------------------------------------------------
@@ -337,12 +372,17 @@ def demo_step(demo: Any) -> None:
     write_csv_and_excel(DATA_DIR, now)
     server = start_mes_server()
     api_url = f"http://127.0.0.1:{server.server_address[1]}"
-    # the database source's primary is a server that is down: its replica (registry_db) takes over
-    demo.env["AIRFLOW_CONN_REGISTRY_DEMO_PLANT_PRIMARY"] = "postgresql://postgres@127.0.0.1:1/plant"
+    # the database source's primary is a server that is down: its replica takes over
+    demo.env["AIRFLOW_CONN_REGISTRY_DEMO_PLANT_PRIMARY"] = f"postgresql://{PLANT_READER}@127.0.0.1:1/plant"
     demo.env["AIRFLOW_VAR_DEMO_MES_TOKEN"] = MES_TOKEN
+    demo.env["AIRFLOW_VAR_DATASYNC_REGISTRY_POLICY"] = json.dumps(demo_policy(DATA_DIR, api_url))
     try:
         with connected("registry_db") as db:
             seed_plant_table(db)
+            plant_reader(db)
+            replica = db.conn.info  # the demo's registry_db server, through the reader login
+            demo.env["AIRFLOW_CONN_REGISTRY_DEMO_PLANT_REPLICA"] = (
+                f"postgresql://{PLANT_READER}@{replica.host}:{replica.port}/{replica.dbname}")
             register_json_sources(db, DATA_DIR, JSON_SOURCES)
             for s in other_sources(DATA_DIR, api_url):
                 register(db, s["source_id"], s["name"], s["source_type"], s["connections"],
@@ -351,6 +391,9 @@ def demo_step(demo: Any) -> None:
             (count,) = db.fetchone("SELECT count(*) FROM data_source_registry")
         demo.say(f"  registry_db: {len(JSON_SOURCES)} JSON sources + csv, excel, database, api, artisan "
                  f"({count} registered); data files in {DATA_DIR.relative_to(REPO_ROOT)}")
+        demo.say("  registry policy (Variable datasync_registry_policy): files under "
+                 f"{DATA_DIR.relative_to(REPO_ROOT)}, connections registry_demo_plant_primary/_replica "
+                 f"(login {PLANT_READER}), API {api_url}, variable demo_mes_token, command data_sync")
         demo.dag_test("source_registry_runner", log_name="source_registry_runner")
         demo.dag_test("source_registry_realtime", log_name="source_registry_realtime")
     finally:

@@ -21,6 +21,8 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from datasync.registry.redact import redact, redact_value
+
 ALERT_CONN_ID = "registry_alerts"
 
 
@@ -32,7 +34,9 @@ class RegistryAlertNotifier(BaseNotifier):
     def __init__(self, *, subject: str, message: str, details: dict[str, Any] | None = None,
                  conn_id: str = ALERT_CONN_ID) -> None:
         super().__init__()
-        self.subject, self.message, self.details, self.conn_id = subject, message, details or {}, conn_id
+        # Error text from sources goes to a log line, a mail or another host: redacted here, whoever built it.
+        self.subject, self.message, self.details = redact(subject), redact(message), redact_value(details or {})
+        self.conn_id = conn_id
 
     def notify(self, context: Any) -> None:
         self.log.warning("REGISTRY ALERT: %s | %s", self.subject, self.message)
@@ -51,7 +55,7 @@ class RegistryAlertNotifier(BaseNotifier):
                 return
         except Exception as exc:  # delivery is best effort, see the module docstring
             self.log.error("could not deliver the registry alert through '%s': %s: %s",
-                           self.conn_id, type(exc).__name__, exc)
+                           self.conn_id, type(exc).__name__, redact(exc))
             return
         self.log.info("registry alert delivered through '%s' (%s)", self.conn_id, kind)
 

@@ -6,7 +6,8 @@ is one mapped task instance: for each active mapping of the source it
 
 1. writes a ``running`` row in ``data_source_sync_history`` (a killed worker stays visible);
 2. compiles the mapping and creates the target table when missing (drift is an error);
-3. opens the source through its primary connection, then the backups in id order, until one
+3. opens the source through its primary connection (within what the registry policy, read
+   once per task from the Airflow Variable ``datasync_registry_policy``, allows), then the backups in id order, until one
    yields its first batch (connection refused, missing file, 5xx after the connector's own
    retries all count as "down"); the history row records which one served;
 4. maps batches and hands the rows to the sync engine: ``full`` is one transaction that also
@@ -31,7 +32,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Any
 
@@ -41,6 +42,8 @@ from datasync.engine import state
 from datasync.engine.state import Position, Reject
 from datasync.registry.connectors import SourceError, SourceNotConfigured, open_source
 from datasync.registry.mapping import MappingError, Mapper, compile_mapping, ensure_target_table
+from datasync.registry.policy import PolicyInvalid, RegistryPolicy
+from datasync.registry.redact import redact, redact_value
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +273,7 @@ class Opened:
         return f"served by {self.connection.role} '{self.connection.name}'; " + "; ".join(self.failures)
 
 
-def open_with_failover(source: Source, batch_size: int) -> Opened:
+def open_with_failover(source: Source, batch_size: int, policy: RegistryPolicy) -> Opened:
     """The first connection that delivers its first batch (or cleanly reports an empty source)."""
     candidates = source.candidates()
     if not candidates:
@@ -279,15 +282,15 @@ def open_with_failover(source: Source, batch_size: int) -> Opened:
     not_configured = 0
     for conn in candidates:
         try:
-            batches = open_source(source.source_type, conn.config, batch_size=batch_size)
+            batches = open_source(source.source_type, conn.config, policy=policy, batch_size=batch_size)
             first = next(batches, None)  # lazy connectors only connect here
         except SourceNotConfigured as exc:
             not_configured += 1
             failures.append(f"{conn.role} '{conn.name}' not configured: {exc}")
             continue
         except (SourceError, OSError) as exc:
-            failures.append(f"{conn.role} '{conn.name}' failed: {exc}")
-            log.warning("%s: %s connection '%s' failed: %s", source.source_id, conn.role, conn.name, exc)
+            failures.append(f"{conn.role} '{conn.name}' failed: {redact(exc)}")
+            log.warning("%s: %s connection '%s' failed: %s", source.source_id, conn.role, conn.name, redact(exc))
             continue
         if failures:
             log.warning("%s: served by %s connection '%s'", source.source_id, conn.role, conn.name)
@@ -323,7 +326,10 @@ class _Feed:
         clock = time.perf_counter
         while True:
             t0 = clock()
-            batch = next(self.batches, None)
+            try:
+                batch = next(self.batches, None)
+            except Exception as exc:  # the engine logs what the feed raises: it gets the redacted text only
+                raise SourceError(_describe(exc)) from None
             t1 = clock()
             self.timings["read"] += t1 - t0
             if batch is None:
@@ -412,28 +418,36 @@ def _history_finish(db: Database, history_id: int, outcome: MappingOutcome, conn
                     duration_ms: int) -> None:
     """Part of the caller's transaction (committed with the registry update)."""
     c = outcome.counts
-    message = outcome.error or outcome.note
+    message = _stored(outcome.error or outcome.note)
     db.execute(
         "UPDATE data_source_sync_history SET sync_status = %s, connection_id = %s, connection_role = %s, "
         "records_processed = %s, records_inserted = %s, records_updated = %s, records_unchanged = %s, "
-        "records_deleted = %s, records_rejected = %s, sync_duration_ms = %s, error_message = %s, "
+        "records_deleted = %s, records_rejected = %s, records_duplicate = %s, sync_duration_ms = %s, error_message = %s, "
         "sync_completed_at = greatest(now(), sync_started_at) WHERE id = %s",
         (outcome.status, connection_id, outcome.role, c.get("processed", 0), c.get("inserted", 0), c.get("updated", 0),
-         c.get("unchanged", 0), c.get("deleted", 0), c.get("rejected", 0), duration_ms,
-         message[:ERROR_TEXT_LIMIT] if message else None, history_id),
+         c.get("unchanged", 0), c.get("deleted", 0), c.get("rejected", 0), c.get("duplicate", 0), duration_ms,
+         message, history_id),
     ).close()
 
 
 def _describe(exc: BaseException) -> str:
-    # Connector errors are already redacted and name the source; others get their type for context.
+    # Connector errors name the source; others get their type for context. Redacted whatever
+    # raised it: a library's exception may quote a URL, a header or a repr of either.
     text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, (SourceError, MappingError, SourceSyncFailed)):
-        return text
-    return f"{type(exc).__name__}: {text}"
+    if not isinstance(exc, (SourceError, MappingError, SourceSyncFailed)):
+        text = f"{type(exc).__name__}: {text}"
+    return redact(text)
+
+
+def _stored(text: str | None) -> str | None:
+    """Error text as history and the registry row keep it: redacted, then cut (cutting first
+    could leave half a secret that no longer matches)."""
+    return redact(text)[:ERROR_TEXT_LIMIT] if text else None
 
 
 def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_id: str | None, batch_size: int,
-                  conn_id: str, timings: dict[str, float]) -> tuple[MappingOutcome, int | None, int]:
+                  conn_id: str, timings: dict[str, float],
+                  policy: RegistryPolicy | PolicyInvalid) -> tuple[MappingOutcome, int | None, int]:
     """Sync one mapping; never raises for a source problem (the outcome says what happened)."""
     started = time.perf_counter()
     outcome = MappingOutcome(mapping.id, mapping.target_table, "failed")
@@ -441,6 +455,8 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
     feed: _Feed | None = None
     name = sync_name(source, mapping)
     try:
+        if isinstance(policy, PolicyInvalid):  # nothing is touched until the platform team fixes it
+            raise policy
         t = time.perf_counter()
         mapper = compile_mapping(mapping.config, target_table=mapping.target_table, key_columns=mapping.key_columns,
                                  cursor_field=mapping.cursor_field, retention_date_column=mapping.retention_date_column)
@@ -455,7 +471,7 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
         timings["target"] += time.perf_counter() - t
 
         t = time.perf_counter()
-        opened = open_with_failover(source, batch_size)
+        opened = open_with_failover(source, batch_size, policy)
         timings["read"] += time.perf_counter() - t
         outcome.role, outcome.connection = opened.connection.role, opened.connection.name
 
@@ -490,7 +506,8 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
 
         c = result.counts
         outcome.counts = {"processed": feed.read, "inserted": c.inserted, "updated": c.updated,
-                          "unchanged": c.unchanged, "deleted": c.deleted + purged, "rejected": c.rejected + feed.rejected}
+                          "unchanged": c.unchanged, "deleted": c.deleted + purged, "rejected": c.rejected + feed.rejected,
+                          "duplicate": c.duplicates}
         outcome.status = "partial" if outcome.counts["rejected"] else "success"
         notes = [n for n in (
             opened.note(),
@@ -513,7 +530,7 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
             outcome.error += f" ({opened.note()})"
         if feed is not None:
             outcome.counts = {"processed": feed.read, "rejected": feed.rejected}
-        log.error("%s -> %s failed: %s", source.source_id, mapping.target_table, outcome.error)
+        log.error("%s -> %s failed: %s", source.source_id, mapping.target_table, redact(outcome.error))
     if opened is not None:
         opened.close()  # a source that failed half-way may still hold a server-side cursor
     if feed is not None and feed.rejects:
@@ -522,6 +539,8 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
 
 
 def _keep_rejects(db: Database, name: str, run_id: str | None, rejects: list[Reject]) -> None:
+    rejects = [replace(r, key=redact_value(r.key), value=redact_value(r.value), reason=redact(r.reason),
+                       row=redact_value(r.row)) for r in rejects]
     try:
         state.write_rejects(db, name, run_id, rejects)
         db.commit()
@@ -564,13 +583,23 @@ def _record_outcome(db: Database, source: Source, error: str | None, *, final_at
             "UPDATE data_source_registry SET error_count = error_count + 1, last_error = %s, "
             "next_sync = now() + make_interval(secs => refresh_interval), "
             "status = CASE WHEN status = 'active' AND error_count + 1 >= %s THEN 'error' ELSE status END "
-            "WHERE id = %s RETURNING error_count, status", (error[:ERROR_TEXT_LIMIT], threshold, source.id))
+            "WHERE id = %s RETURNING error_count, status", (_stored(error), threshold, source.id))
     else:  # Airflow retries this attempt: only the last one of a run counts as a failed sync
         row = db.fetchone("UPDATE data_source_registry SET last_error = %s WHERE id = %s RETURNING error_count, status",
-                          (error[:ERROR_TEXT_LIMIT], source.id))
+                          (_stored(error), source.id))
     if row is None:
         raise SourceGone(f"source {source.source_id} was deleted while it ran")
     return RegistryUpdate(row[0], row[1], row[1] == "error" and source.status != "error")
+
+
+def load_policy() -> RegistryPolicy | PolicyInvalid:
+    """The registry policy for this task, read once; a malformed one is returned, not raised, so
+    every source of the task fails with it in its history and on its registry row."""
+    try:
+        return RegistryPolicy.load()
+    except PolicyInvalid as exc:
+        log.error("registry policy unusable, every source is refused: %s", exc)
+        return exc
 
 
 def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGISTRY_CONN_ID,
@@ -583,6 +612,7 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
     an Airflow Variable costs a round trip to the API server that a successful sync can skip)."""
     started = time.perf_counter()
     timings: dict[str, float] = defaultdict(float)
+    policy = load_policy()
     db = registry_database(conn_id)
     timings["connect"] += time.perf_counter() - started
     t = time.perf_counter()
@@ -603,7 +633,7 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
                     results.append((outcome, history_id, None, 0))
                     continue
                 outcome, connection_id, ms = _sync_mapping(db, source, mapping, run_id=run_id, batch_size=batch_size,
-                                                           conn_id=conn_id, timings=timings)
+                                                           conn_id=conn_id, timings=timings, policy=policy)
                 results.append((outcome, history_id, connection_id, ms))
 
             t = time.perf_counter()
@@ -622,7 +652,7 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
             db.commit()  # history and registry land together
             timings["registry"] += time.perf_counter() - t
     except LockTimeout as exc:
-        raise SourceSyncFailed(f"{source_id}: {exc}") from None
+        raise SourceSyncFailed(redact(f"{source_id}: {exc}")) from None
     finally:
         db.rollback()
 
@@ -641,11 +671,11 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
         "duration_ms": int((time.perf_counter() - started) * 1000),
     }
     if failed:
-        raise SourceSyncFailed(f"source {source.source_id} ({source.name}) failed "
-                               f"[{update.error_count} consecutive, status {update.status}]: {error}")
+        raise SourceSyncFailed(redact(f"source {source.source_id} ({source.name}) failed "
+                                      f"[{update.error_count} consecutive, status {update.status}]: {error}"))
     if skipped:
         summary["note"] = "; ".join(o.note or "" for o, *_ in results)
-    return summary
+    return redact_value(summary)  # XCom
 
 
 def _alert(source: Source, update: RegistryUpdate, error: str | None, run_id: str | None,

@@ -86,8 +86,10 @@ class DataStore:
                  employees: int = 8, customers: int = 120, repair_orders: int = 150):
         self.lock = threading.RLock()
         self.seed = seed
-        # Generated timestamps all lie before the anchor (by default the start of this UTC hour).
-        self.anchor = (anchor or dt.datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        # Generated timestamps all lie before the anchor (by default the start of the previous UTC hour):
+        # at least an hour old, so a sync's overlap window never re-reads generated data, whatever the time.
+        default = dt.datetime.now(UTC) - dt.timedelta(hours=1)
+        self.anchor = (anchor or default).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         self.weeks = weeks
         self._rng = random.Random(seed)
         self._ids = {kind: itertools.count(base) for kind, base in (

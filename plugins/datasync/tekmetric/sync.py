@@ -434,8 +434,8 @@ def sync_entity(entity: str, shop_id: int, *, hook: RecordingHook, run_id: str |
     db = connect(conn_id)
     run = EntityRun(spec, int(shop_id), hook, db, run_id, run_start, options)
     try:
-        with named_lock(db, f"datasync:sync:{run.name}", lock_wait_seconds):
-            mode = "full" if options.full_backfill or spec.full_read else "incremental"
+        mode = "full" if options.full_backfill or spec.full_read else "incremental"
+        with state.run_lock(db, run.name, run_id, mode, lock_wait_seconds):
             log_id = state.log_start(db, run.name, run_id, mode)
             db.execute("UPDATE sync_log SET shop_id = %s, entity = %s WHERE id = %s", (shop_id, entity, log_id))
             db.commit()

@@ -1,10 +1,16 @@
 """Commands (the seed's ``php artisan data:sync``) whose stdout is a JSON array, NDJSON or CSV.
 
-The command is an argument list run WITHOUT a shell: a string is split with shlex, so ``;``,
-``&&`` or ``$(...)`` reach the program as literal arguments and never start anything else.
+A registry row cannot say what to run. It names a command the platform team allowed in the
+registry policy (``"command": "data_sync"``) and passes ``parameters``, each of which must match
+one of that command's declared patterns as a whole; the program, its fixed arguments and its
+working directory come from the policy, and ``env`` may only set the names the command declares.
+The argument list runs WITHOUT a shell, so ``;``, ``&&`` or ``$(...)`` in a parameter (if a pattern
+let them through at all) reach the program as literal text.
+
 It runs in its own process group, which is killed as a whole on timeout (a ``php`` that spawned
-children leaves nothing behind). Output is spooled to a temporary file and parsed only after a
-zero exit: a command that fails half-way contributes no rows at all.
+children leaves nothing behind). Output is spooled to a temporary file (stopped past
+``limits.command_output_bytes``) and parsed only after a zero exit: a command that fails
+half-way contributes no rows at all.
 """
 
 from __future__ import annotations
@@ -12,14 +18,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import shlex
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from datasync.registry.connectors.base import (
     Batch, Record, SourceConfigError, SourceError, batched, check_keys, positive,
@@ -28,10 +33,15 @@ from datasync.registry.connectors.csvfile import csv_records
 from datasync.registry.connectors.jsonfile import ndjson_records, parse_json, records_in
 from datasync.registry.connectors.placeholders import Secrets
 
+if TYPE_CHECKING:
+    from datasync.registry.policy import Command, Limits, RegistryPolicy
+
 KIND = "artisan"
-OPTIONAL = ("parameters", "working_directory", "timeout", "output_format", "records_path", "env",
-            "delimiter", "encoding")
+OPTIONAL = ("parameters", "timeout", "output_format", "records_path", "env", "delimiter", "encoding")
 FORMATS = ("auto", "json", "ndjson", "csv")
+# A command name as the policy spells it: a word, never a path or a command line.
+COMMAND_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 # The worker's own environment holds Airflow secrets (AIRFLOW_CONN_*, keys): pass only these.
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 TERM_GRACE_SECONDS = 2.0
@@ -40,65 +50,98 @@ POLL_SECONDS = 0.02
 _SECRET_ARG = re.compile(r"^-{1,2}[\w-]*(pass(word|wd)?|secret|token|api[_-]?key)[\w-]*=.", re.I)
 STDERR_TAIL_BYTES = 2000
 STDERR_TAIL_LINES = 15
+MIGRATE = ("the platform team adds the program to the registry policy's \"artisan_commands\" (argv, "
+           "working_directory, parameter patterns, env names) and the row names it: "
+           "{\"command\": \"data_sync\", \"parameters\": [\"--source=machine1\"]}")
 
 
 def validate(config: Mapping[str, Any]) -> None:
+    """The row's shape only: the policy decides at run time whether the command and its
+    parameters are allowed."""
+    if isinstance(config, Mapping) and "working_directory" in config:
+        raise SourceConfigError(f"{KIND} source: a registry row cannot choose the working directory; "
+                                "it comes from the command's entry in the registry policy")
     check_keys(KIND, config, ["command"], OPTIONAL)
-    command_argv(config)
+    command = config["command"]
+    if not isinstance(command, str) or not COMMAND_NAME.fullmatch(command):
+        raise SourceConfigError(
+            f"{KIND} source: 'command' names a command the platform allows, not a program or command line "
+            f"(got {str(command)[:80]!r}); to migrate, {MIGRATE}")
+    parameters(config)
     positive(KIND, "timeout", config.get("timeout"), 60)
     if config.get("output_format", "auto") not in FORMATS:
         raise SourceConfigError(f"{KIND} source: output_format must be one of {FORMATS}")
-    if not isinstance(config.get("env", {}), Mapping):
-        raise SourceConfigError(f"{KIND} source: 'env' must be an object of NAME: value")
+    env = config.get("env", {})
+    if not isinstance(env, Mapping) or not all(isinstance(k, str) and ENV_NAME.fullmatch(k) and isinstance(v, str)
+                                               for k, v in env.items()):
+        raise SourceConfigError(f"{KIND} source: 'env' must be an object of NAME: \"text\"")
 
 
-def command_argv(config: Mapping[str, Any]) -> list[str]:
-    command, parameters = config["command"], config.get("parameters") or []
-    if isinstance(command, str):
-        argv = shlex.split(command)  # quoting rules only: nothing here is ever given to a shell
-    elif isinstance(command, list) and all(isinstance(a, (str, int, float)) for a in command):
-        argv = [str(a) for a in command]
-    else:
-        raise SourceConfigError(f"{KIND} source: command must be a string or a list of arguments")
-    if not isinstance(parameters, list) or not all(isinstance(a, (str, int, float)) for a in parameters):
+def parameters(config: Mapping[str, Any]) -> list[str]:
+    values = config.get("parameters") or []
+    if not isinstance(values, list) or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool)
+                                               for a in values):
         raise SourceConfigError(f"{KIND} source: parameters must be a list of arguments")
-    argv += [str(a) for a in parameters]
-    if not argv:
-        raise SourceConfigError(f"{KIND} source: command is empty")
-    for arg in argv:
+    values = [str(a) for a in values]
+    for arg in values:
+        if "\0" in arg:
+            raise SourceConfigError(f"{KIND} source: a parameter holds a NUL byte")
         if _SECRET_ARG.match(arg):
             raise SourceConfigError(
                 f"{KIND} source: argument {arg.split('=')[0]}=... carries a credential; arguments are visible to "
                 "every user of the worker, so pass it in 'env' as {{ var.<name> }} or {{ conn.<id>.password }}"
             )
-    return argv
+    return values
 
 
-def open_source(config: Mapping[str, Any], *, batch_size: int) -> Iterator[Batch]:
+def command_argv(command: Command, config: Mapping[str, Any]) -> list[str]:
+    """The policy's argv prefix and the row's parameters, each matched against the command's patterns."""
+    values = parameters(config)
+    for value in values:
+        command.check_parameter(value)
+    return [*command.argv, *values]
+
+
+def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryPolicy) -> Iterator[Batch]:
+    from datasync.registry.policy import PolicyRefused
+
     validate(config)
-    cwd = config.get("working_directory")
+    where = f"{KIND} source '{config['command']}'"
+    try:
+        command = policy.command(config["command"])
+        argv = command_argv(command, config)
+        for name in config.get("env") or {}:
+            command.check_env(name)
+    except PolicyRefused as exc:
+        raise exc.at(where) from None
+    cwd = command.working_directory
     if cwd and not Path(cwd).is_dir():
-        raise SourceError(f"{KIND} source: working_directory {cwd} does not exist")
-    secrets = Secrets()
+        raise SourceError(f"{where}: working_directory {cwd} (from the registry policy) does not exist")
+    secrets = Secrets(policy)
     env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-    env.update({str(k): str(v) for k, v in secrets.resolve(config.get("env") or {}).items()})
-    return batched(_records(command_argv(config), cwd, env, config, secrets), batch_size)
+    env.update(secrets.resolve(dict(config.get("env") or {})))
+    return batched(_records(argv, cwd, env, config, secrets, where, policy.limits), batch_size)
 
 
 def _records(argv: list[str], cwd: str | None, env: dict[str, str], config: Mapping[str, Any],
-             secrets: Secrets) -> Iterator[Record]:
-    where = secrets.redact(f"{KIND} source {shlex.join(argv)[:200]}")
+             secrets: Secrets, where: str, limits: Limits) -> Iterator[Record]:
     timeout = float(config.get("timeout", 60))
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+
+        def output_size() -> int:
+            return max(os.fstat(out.fileno()).st_size, os.fstat(err.fileno()).st_size)
+
         try:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True)  # own process group, killable as one
         except OSError as exc:  # not found, not executable
             raise SourceError(f"{where}: cannot start {argv[0]!r}: {exc.strerror}") from None
         try:
-            timed_out = not _wait_exited(proc, timeout)
+            timed_out = not _wait_exited(proc, timeout, stop=lambda: output_size() > limits.command_output_bytes)
         finally:  # on timeout (or our task being killed) the command; otherwise stragglers it left
             _kill_group(proc)
+        # checked while it runs, so a runaway command fills no disk; past the limit, its group was killed
+        limits.check("command_output_bytes", output_size(), "its output (stdout or stderr)", where)
         if timed_out:
             raise SourceError(
                 f"{where}: timed out after {timeout:g}s; its process group was killed. stderr tail: {_tail(err, secrets)}"
@@ -135,14 +178,15 @@ def _parse(text: IO[str], config: Mapping[str, Any], where: str) -> Iterator[Rec
         yield from csv_records(text, where, {"delimiter": config.get("delimiter", ",")})
 
 
-def _wait_exited(proc: subprocess.Popen, timeout: float) -> bool:
+def _wait_exited(proc: subprocess.Popen, timeout: float, stop: Callable[[], bool] = lambda: False) -> bool:
     """Wait for the leader to exit WITHOUT reaping it: while it is a zombie its pid (= the group id)
-    cannot be reused, so killing the group afterwards can never hit an unrelated process."""
+    cannot be reused, so killing the group afterwards can never hit an unrelated process.
+    False on timeout, or as soon as ``stop()`` says so."""
     deadline = time.monotonic() + timeout
     while True:
         if _has_exited(proc):
             return True
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline or stop():
             return False
         time.sleep(POLL_SECONDS)
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    from datasync.registry.policy import RegistryPolicy
 
 Record = dict[str, Any]
 Batch = list[Record]
@@ -55,12 +60,51 @@ def string_list(kind: str, name: str, value: Any) -> list[str]:
     return value
 
 
-def existing_file(kind: str, config: Mapping[str, Any]) -> Path:
-    path = Path(str(config["file_path"])).expanduser()
-    if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "not found"
-        raise SourceError(f"{kind} source: file {path} {what}")
-    return path
+def check_file_path(kind: str, config: Mapping[str, Any]) -> None:
+    path = config["file_path"]
+    if not isinstance(path, str) or "\0" in path or not Path(path).is_absolute():
+        raise SourceConfigError(f"{kind} source: file_path must be an absolute path, not {path!r}")
+
+
+def open_file(kind: str, config: Mapping[str, Any], policy: RegistryPolicy) -> tuple[BinaryIO, str]:
+    """The file a registry row names, opened read-only, and the source's name for messages.
+
+    The real path (symlinks resolved) must lie inside an allowed file root; the file is opened
+    without following a last-moment symlink, and what was opened is checked through the open
+    descriptor (the real path again, regular file, size), so swapping the file between the
+    check and the open cannot smuggle another one in. FIFOs and devices are refused unread.
+    """
+    from datasync.registry.policy import PolicyRefused
+
+    given = str(config["file_path"])
+    where = f"{kind} source {given}"
+    try:
+        real = policy.file(given)
+    except PolicyRefused as exc:
+        raise exc.at(where) from None
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise SourceError(f"{where}: file not found") from None
+    except OSError as exc:
+        raise SourceError(f"{where}: cannot open the file: {exc.strerror}") from None
+    try:
+        opened = Path(f"/proc/self/fd/{fd}")
+        if opened.is_symlink() and not policy.inside_roots(Path(os.readlink(opened))):
+            raise PolicyRefused("file_roots", "the file was replaced by one outside the allowed roots while opening",
+                                where=where)
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise SourceError(f"{where}: is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise PolicyRefused("file_roots", "only regular files are read (this is a FIFO, socket or device)",
+                                where=where)
+        policy.limits.check("file_bytes", st.st_size, "the file", where)
+        f = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    return f, where
 
 
 def text_encoding(config: Mapping[str, Any]) -> str:

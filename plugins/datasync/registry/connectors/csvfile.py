@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasync.registry.connectors.base import (
-    Batch, Record, SourceConfigError, SourceError, batched, check_keys, existing_file, string_list, text_encoding,
+    Batch, Record, SourceConfigError, SourceError, batched, check_file_path, check_keys, open_file, string_list,
+    text_encoding,
 )
+
+if TYPE_CHECKING:
+    from datasync.registry.policy import RegistryPolicy
 
 KIND = "csv"
 OPTIONAL = ("delimiter", "quotechar", "has_header", "columns", "encoding")
@@ -16,6 +21,7 @@ OPTIONAL = ("delimiter", "quotechar", "has_header", "columns", "encoding")
 
 def validate(config: Mapping[str, Any]) -> None:
     check_keys(KIND, config, ["file_path"], OPTIONAL)
+    check_file_path(KIND, config)
     for key in ("delimiter", "quotechar"):
         if key in config and not (isinstance(config[key], str) and len(config[key]) == 1):
             raise SourceConfigError(f"{KIND} source: {key} must be one character, not {config[key]!r}")
@@ -24,15 +30,14 @@ def validate(config: Mapping[str, Any]) -> None:
         raise SourceConfigError(f"{KIND} source: without a header row, list the column names in 'columns'")
 
 
-def open_source(config: Mapping[str, Any], *, batch_size: int) -> Iterator[Batch]:
+def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryPolicy) -> Iterator[Batch]:
     validate(config)
-    path = existing_file(KIND, config)
-    where = f"{KIND} source {path}"
+    raw, where = open_file(KIND, config, policy)
 
     def records() -> Iterator[Record]:
         try:
             # newline="" lets the csv module handle quoted line breaks itself
-            with path.open(encoding=text_encoding(config), newline="") as f:
+            with io.TextIOWrapper(raw, encoding=text_encoding(config), newline="") as f:
                 yield from csv_records(f, where, config)
         except UnicodeDecodeError as exc:
             raise SourceError(f"{where}: not {config.get('encoding') or 'utf-8'} text at byte {exc.start}") from None

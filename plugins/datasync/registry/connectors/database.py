@@ -2,20 +2,39 @@
 
 Rows come through a server-side cursor, so a large table never sits in worker memory. The
 transaction is read-only: a ``query`` from the registry can read, never write.
+
+A registry row may only name a connection the policy opens to registry sources
+(``database_connections``), and the login behind it must not be able to reach the server's
+files or programs, which a read-only transaction does not stop (``pg_read_file``,
+``COPY ... TO PROGRAM``, MySQL's ``LOAD_FILE``). Before anything of the row runs:
+
+- PostgreSQL: the session user must not be, nor be a member of (so it could ``SET ROLE`` to),
+  a superuser or ``pg_read_server_files`` / ``pg_write_server_files`` / ``pg_execute_server_program``.
+- MySQL family: neither the account nor a role granted to it may hold, on ``*.*``,
+  ``ALL PRIVILEGES``, ``SUPER``, ``FILE`` or ``PROXY`` (``SHOW GRANTS``, roles followed).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlparse
 
 from datasync.identifiers import InvalidIdentifier, check_identifier, check_table_name
 from datasync.registry.connectors.base import Batch, SourceConfigError, SourceError, batched, check_keys, string_list
 
+if TYPE_CHECKING:
+    from datasync.db import Database
+    from datasync.registry.policy import RegistryPolicy
+
 KIND = "database"
 OPTIONAL = ("table", "query", "columns", "schema")
+PG_POWERFUL_ROLES = ("pg_read_server_files", "pg_write_server_files", "pg_execute_server_program")
+MYSQL_POWERFUL_PRIVILEGES = ("ALL PRIVILEGES", "SUPER", "FILE", "PROXY")
+_PRIVILEGE_GRANT = re.compile(r"^GRANT (.+?) ON (\S+) TO ", re.I)
+_ROLE_GRANT = re.compile(r"^GRANT (.+?) TO ", re.I)
 
 
 def validate(config: Mapping[str, Any]) -> None:
@@ -29,8 +48,10 @@ def validate(config: Mapping[str, Any]) -> None:
             check_identifier(column, "column name")
     except InvalidIdentifier as exc:
         raise SourceConfigError(f"{KIND} source: {exc}") from None
-    if config.get("query") and len(sqlparse.split(config["query"])) != 1:
-        raise SourceConfigError(f"{KIND} source: 'query' must be a single SELECT statement")
+    if config.get("query"):
+        statements = sqlparse.parse(config["query"])
+        if len([s for s in statements if str(s).strip(" \t\r\n;")]) != 1 or statements[0].get_type() != "SELECT":
+            raise SourceConfigError(f"{KIND} source: 'query' must be a single SELECT statement")
 
 
 def _table(config: Mapping[str, Any]) -> str:
@@ -39,8 +60,14 @@ def _table(config: Mapping[str, Any]) -> str:
     return f"{config['schema']}.{table}" if config.get("schema") and "." not in table else table
 
 
-def open_source(config: Mapping[str, Any], *, batch_size: int) -> Iterator[Batch]:
+def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryPolicy) -> Iterator[Batch]:
+    from datasync.registry.policy import PolicyRefused
+
     validate(config)
+    try:
+        policy.database(config["conn_id"])
+    except PolicyRefused as exc:
+        raise exc.at(f"{KIND} source {config['conn_id']}") from None
     return batched(_records(config, batch_size), batch_size)
 
 
@@ -53,6 +80,11 @@ def _records(config: Mapping[str, Any], batch_size: int) -> Iterator[dict[str, A
         raise SourceError(f"{KIND} source: {exc}") from None
     except Exception as exc:  # unknown conn id and the like
         raise SourceError(f"{KIND} source: Airflow connection '{config['conn_id']}' is not usable: {exc}") from None
+    try:
+        check_login(db, f"{KIND} source {config['conn_id']}")
+    except BaseException:
+        db.close()
+        raise
     if config.get("table"):
         cols = ", ".join(db.quote(c) for c in config.get("columns") or []) or "*"
         sql = f"SELECT {cols} FROM " + ".".join(db.quote(p) for p in _table(config).split("."))
@@ -87,3 +119,45 @@ def _records(config: Mapping[str, Any], batch_size: int) -> Iterator[dict[str, A
     finally:
         db.rollback()
         db.close()
+
+
+def check_login(db: Database, where: str) -> None:
+    """Refuse a login that could read or write the server's files or run its programs."""
+    from datasync.registry.policy import PolicyRefused
+
+    try:
+        powers = _pg_powers(db) if db.is_postgres else _mysql_powers(db)
+    except Exception as exc:
+        raise SourceError(f"{where}: cannot check the login's privileges: {type(exc).__name__}: {exc}") from None
+    finally:
+        db.rollback()
+    if powers:
+        raise PolicyRefused(
+            "database_connections", f"Airflow connection '{db.conn_id}' logs in with server-wide powers ({powers}); "
+            "registry reads need a login that is not a superuser and cannot read server files", where=where)
+
+
+def _pg_powers(db: Database) -> str:
+    rows = db.fetchall(
+        "SELECT r.rolname, r.rolsuper FROM pg_roles r WHERE pg_has_role(session_user, r.oid, 'MEMBER') "
+        "AND (r.rolsuper OR r.rolname = ANY(%s)) ORDER BY r.rolname = session_user DESC, r.rolsuper DESC, r.rolname",
+        (list(PG_POWERFUL_ROLES),))
+    return ", ".join(f"superuser role '{name}'" if is_super else f"member of '{name}'" for name, is_super in rows[:5])
+
+
+def _mysql_powers(db: Database) -> str:
+    found: list[str] = []
+    todo, seen = ["CURRENT_USER()"], set()
+    while todo:
+        grantee = todo.pop()
+        if grantee in seen or len(seen) > 20:
+            continue
+        seen.add(grantee)
+        for (line,) in db.fetchall(f"SHOW GRANTS FOR {grantee}"):
+            if m := _PRIVILEGE_GRANT.match(line):
+                privileges = {p.strip().upper() for p in m.group(1).split(",")}
+                if m.group(2) == "*.*" or "PROXY" in privileges:
+                    found += [f"{p} for {grantee}" for p in MYSQL_POWERFUL_PRIVILEGES if p in privileges]
+            elif " ON " not in line.upper() and (m := _ROLE_GRANT.match(line)):
+                todo += [role.strip() for role in m.group(1).split(",")]  # roles: quoted by the server
+    return ", ".join(found)

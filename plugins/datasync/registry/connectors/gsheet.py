@@ -1,17 +1,22 @@
 """Google Sheets through the Google provider's GSheetsHook: the first row of the range is the header.
 
 The endpoint is never hard-coded: ``api_endpoint`` (config, else the connection's extra) points
-the hook at another server, which is how tests run against a local stand-in.
+the hook at another server, which is how tests run against a local stand-in. The Google
+credentials travel with every request, so a registry row's own ``api_endpoint`` must be an
+origin the registry policy allows (``api_origins``); the connection's extra is the platform's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasync.registry.connectors.base import (
     Batch, Record, SourceConfigError, SourceError, SourceNotConfigured, batched, check_keys,
 )
+
+if TYPE_CHECKING:
+    from datasync.registry.policy import RegistryPolicy
 
 KIND = "gsheet"
 DEFAULT_CONN_ID = "google_sheets"  # DESIGN.md
@@ -25,10 +30,17 @@ def validate(config: Mapping[str, Any]) -> None:
         raise SourceConfigError(f"{KIND} source: value_render_option must be one of {RENDER_OPTIONS}")
 
 
-def open_source(config: Mapping[str, Any], *, batch_size: int) -> Iterator[Batch]:
+def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryPolicy) -> Iterator[Batch]:
+    from datasync.registry.policy import PolicyRefused
+
     validate(config)
     conn_id = config.get("gcp_conn_id") or DEFAULT_CONN_ID
     where = f"{KIND} source {config['spreadsheet_id']} range {config['range']!r}"
+    if config.get("api_endpoint"):  # the Google credentials go wherever this points
+        try:
+            policy.api_url(str(config["api_endpoint"]))
+        except PolicyRefused as exc:
+            raise exc.at(where) from None
 
     def records() -> Iterator[Record]:
         from airflow.providers.google.suite.hooks.sheets import GSheetsHook

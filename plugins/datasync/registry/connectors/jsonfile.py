@@ -3,14 +3,18 @@ such as ``data.items``), or one object per line (``json_lines``)."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datasync.registry.connectors.base import (
-    Batch, Record, SourceError, batched, check_keys, check_records, existing_file, text_encoding,
+    Batch, Record, SourceError, batched, check_file_path, check_keys, check_records, open_file, text_encoding,
 )
 from datasync.registry.dotted import MISSING, get_path
+
+if TYPE_CHECKING:
+    from datasync.registry.policy import RegistryPolicy
 
 KIND = "json"
 OPTIONAL = ("encoding", "records_path", "json_lines")
@@ -18,16 +22,16 @@ OPTIONAL = ("encoding", "records_path", "json_lines")
 
 def validate(config: Mapping[str, Any]) -> None:
     check_keys(KIND, config, ["file_path"], OPTIONAL)
+    check_file_path(KIND, config)
 
 
-def open_source(config: Mapping[str, Any], *, batch_size: int) -> Iterator[Batch]:
+def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryPolicy) -> Iterator[Batch]:
     validate(config)
-    path = existing_file(KIND, config)
-    where = f"{KIND} source {path}"
+    raw, where = open_file(KIND, config, policy)
 
     def records() -> Iterator[Record]:
         try:
-            with path.open(encoding=text_encoding(config)) as f:
+            with io.TextIOWrapper(raw, encoding=text_encoding(config)) as f:
                 if config.get("json_lines"):
                     yield from ndjson_records(f, where)
                 else:
