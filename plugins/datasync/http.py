@@ -5,9 +5,10 @@
   says (seconds or an HTTP date), never longer than ``backoff_cap``.
 * :class:`RateLimiter` paces the calls of one connection (threads share it) and slows itself down
   when the server answers 429: the configured rate is what the connection *says*; the server's
-  real limit may be lower, and each 429 costs a request and a wait. The rate halves on a 429 and
-  climbs back in small steps (quickly up to 90 % of where the last 429 happened, slowly past it),
-  so a connection that overstates the limit settles just under the server's.
+  real limit may be lower, and each 429 costs a request and a wait. As TCP does with a lost
+  packet: a 429 halves the rate and remembers the half as the safe rate; the rate climbs back
+  quickly to the safe rate and then in small steps past it, so a connection that overstates the
+  limit settles under the server's.
 
 Callers raise :class:`Transient` for an attempt worth repeating; anything else ends the call.
 """
@@ -28,8 +29,8 @@ import tenacity
 T = TypeVar("T")
 
 SLOWEST_FRACTION = 1 / 64  # the adaptive rate never drops below this share of the configured rate
-QUICK_RECOVERY = 0.9  # climb back quickly up to this share of the rate where the last 429 came
-QUICK_STEP, PROBE_STEP = 0.05, 0.005  # per successful call, as shares of that rate
+QUICK_GROWTH = 1.25  # per successful call while below the safe rate
+PROBE_STEP = 0.01  # per successful call past the safe rate, as a share of it
 
 
 def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
@@ -83,9 +84,10 @@ class RateLimiter:
         self.limit = float(per_minute)
         self.burst = max(int(burst), 1)
         self.clock, self.sleep = clock, sleep
-        self._rate = self._ceiling = self.limit
+        self._rate = self._safe = self.limit
         self._next_free = clock()  # the "theoretical arrival time"
         self._slowed_at = -math.inf
+        self._successes = 0  # since the rate last dropped
         self._lock = threading.Lock()
 
     @property
@@ -113,21 +115,25 @@ class RateLimiter:
 
     def throttled(self, sent_at: float) -> None:
         """A call sent at ``sent_at`` (this limiter's clock) got a 429: halve the rate. Calls that
-        were already under way when the rate last dropped do not drop it again."""
+        were already under way when it dropped do not drop it again. The safe rate halves only when
+        calls went through since the last 429: 429s back to back (the server's window still full
+        of earlier calls) slow the pace, not what it climbs back to."""
         with self._lock:
             if sent_at <= self._slowed_at:
                 return
-            self._ceiling = self._rate
+            if self._successes or self._rate >= self.limit:
+                self._safe = self._rate / 2
             self._rate = max(self._rate / 2, self.limit * SLOWEST_FRACTION)
-            self._slowed_at = self.clock()
+            self._slowed_at, self._successes = self.clock(), 0
 
     def succeeded(self) -> None:
         """A call went through: step the rate back up towards the configured one."""
         with self._lock:
-            if self._rate < self.limit:
-                step = QUICK_STEP if self._rate < QUICK_RECOVERY * self._ceiling else PROBE_STEP
-                self._rate = min(self._rate + step * self._ceiling, self.limit)
-                self._ceiling = max(self._ceiling, self._rate)
+            self._successes += 1
+            if self._rate < self._safe:
+                self._rate = min(self._rate * QUICK_GROWTH, self._safe)
+            else:
+                self._rate = min(self._rate + PROBE_STEP * self._safe, self.limit)
 
 
 @dataclass(frozen=True)
