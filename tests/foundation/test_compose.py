@@ -25,17 +25,16 @@ COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
 
-# DESIGN.md, "Connection ids": conn id -> Airflow connection type.
-DESIGN_CONNECTIONS = {
-    "tidb_ops": "mysql",
-    "supabase_ptmmm": "postgres",
-    "lifecycle_db": "postgres",
-    "pmo_db": "postgres",
-    "tekmetric_api": "http",
-    "tekmetric_warehouse": "postgres",
-    "registry_db": "postgres",
-    "google_sheets": "google_cloud_platform",
-}
+def _connections() -> dict[str, str]:
+    """conn id -> Airflow connection type: the databases from the one list (migrate.TARGETS), plus
+    the connections that are not databases (docs/architecture.md, "Connections")."""
+    from datasync.migrate import TARGETS
+
+    databases = {t.conn_id: "postgres" if t.family == "postgres" else "mysql" for t in TARGETS.values()}
+    return {**databases, "tekmetric_api": "http", "google_sheets": "google_cloud_platform"}
+
+
+DESIGN_CONNECTIONS = _connections()
 OPTIONAL_CONNECTIONS = {"google_sheets"}  # tasks that need it skip when it is not configured
 
 AIRFLOW_COMPONENTS = {  # service -> the airflow command it runs
@@ -452,3 +451,21 @@ def test_the_production_image_holds_no_test_double_and_compose_runs_them_from_de
             text = text.replace("from devtools.demo import run_demo", "")
         assert not re.search(r"(?m)^\s*(from|import)\s+devtools\b", text), path
         assert not re.search(r"emulator|standin|demo", path.stem), f"{path} looks like a test double or demo code"
+
+
+# --- one list of databases ----------------------------------------------------------------------
+def test_every_list_of_databases_agrees_with_the_migration_targets():
+    """The databases are declared once (migrate.TARGETS); the demo and the test cluster must know
+    each of them. Adding a target without them fails here, naming the place (docs/adding-a-pipeline.md)."""
+    import importlib.util
+
+    from datasync.migrate import TARGETS
+    from devtools.demo import DEMO_DATABASES
+
+    spec = importlib.util.spec_from_file_location("cluster_module", REPO / "tests" / "cluster" / "cluster.py")
+    wanted = {t.conn_id: ("postgres" if t.family == "postgres" else "mysql") for t in TARGETS.values()}
+    assert {c: kind for c, (kind, _) in DEMO_DATABASES.items()} == wanted, "devtools/demo/__init__.py DEMO_DATABASES"
+    cluster_text = spec.loader.get_source("cluster_module")
+    listed = dict(re.findall(r'^\s+"(\w+)": "(postgres|mysql)",', cluster_text.split("CONNECTIONS = {", 1)[1].split("}", 1)[0], re.M))
+    assert listed == wanted, "tests/cluster/cluster.py CONNECTIONS"
+    assert {c: t for c, t in DESIGN_CONNECTIONS.items() if t in ("postgres", "mysql")} == wanted
