@@ -6,9 +6,8 @@
 * :class:`RateLimiter` paces the calls of one connection (threads share it) and slows itself down
   when the server answers 429: the configured rate is what the connection *says*; the server's
   real limit may be lower, and each 429 costs a request and a wait. As TCP does with a lost
-  packet: a 429 halves the rate and remembers the half as the safe rate; the rate climbs back
-  quickly to the safe rate and then in small steps past it, so a connection that overstates the
-  limit settles under the server's.
+  packet: a 429 halves the rate, and each call that goes through adds a small step back, so a
+  connection that overstates the limit settles under the server's.
 
 Callers raise :class:`Transient` for an attempt worth repeating; anything else ends the call.
 """
@@ -29,8 +28,7 @@ import tenacity
 T = TypeVar("T")
 
 SLOWEST_FRACTION = 1 / 64  # the adaptive rate never drops below this share of the configured rate
-QUICK_GROWTH = 1.25  # per successful call while below the safe rate
-PROBE_STEP = 0.01  # per successful call past the safe rate, as a share of it
+PROBE_STEP = 0.01  # per successful call, as a share of the rate set by the last 429
 
 
 def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> float | None:
@@ -114,26 +112,21 @@ class RateLimiter:
             self._next_free = max(self._next_free, self.clock() + seconds)
 
     def throttled(self, sent_at: float) -> None:
-        """A call sent at ``sent_at`` (this limiter's clock) got a 429: halve the rate. Calls that
-        were already under way when it dropped do not drop it again. The safe rate halves only when
-        calls went through since the last 429: 429s back to back (the server's window still full
-        of earlier calls) slow the pace, not what it climbs back to."""
+        """A call sent at ``sent_at`` (this limiter's clock) got a 429: halve the rate, once per
+        lesson. Calls already under way when it dropped, and 429s back to back before any call went
+        through at the lower rate (the server's window still full of earlier calls: the backoff
+        waits that out), teach nothing new and do not drop it again."""
         with self._lock:
-            if sent_at <= self._slowed_at:
+            if sent_at <= self._slowed_at or (self._successes == 0 and self._rate < self.limit):
                 return
-            if self._successes or self._rate >= self.limit:
-                self._safe = self._rate / 2
-            self._rate = max(self._rate / 2, self.limit * SLOWEST_FRACTION)
+            self._rate = self._safe = max(self._rate / 2, self.limit * SLOWEST_FRACTION)
             self._slowed_at, self._successes = self.clock(), 0
 
     def succeeded(self) -> None:
         """A call went through: step the rate back up towards the configured one."""
         with self._lock:
             self._successes += 1
-            if self._rate < self._safe:
-                self._rate = min(self._rate * QUICK_GROWTH, self._safe)
-            else:
-                self._rate = min(self._rate + PROBE_STEP * self._safe, self.limit)
+            self._rate = min(self._rate + PROBE_STEP * self._safe, self.limit)
 
 
 @dataclass(frozen=True)

@@ -37,28 +37,25 @@ class FakeClock:
         self.now += seconds
 
 
-def test_limiter_halves_on_429_climbs_back_to_the_safe_rate_then_probes_slowly():
+def test_limiter_halves_once_per_lesson_and_climbs_back_in_small_steps():
     clock = FakeClock()
     limiter = RateLimiter(300, clock=clock, sleep=clock.sleep)
     sent = clock()
     limiter.throttled(sent)
     assert limiter.per_minute == 150
     limiter.throttled(sent)  # a second call already in flight when the rate dropped: no second drop
-    assert limiter.per_minute == 150
     clock.now += 1
-    limiter.throttled(clock())  # 429s back to back: the pace halves again, the safe rate stays 150
-    assert limiter.per_minute == 75
+    limiter.throttled(clock())  # a retry before anything went through at 150: nothing new learned
+    assert limiter.per_minute == 150
     climbed = []
-    for _ in range(30):
+    for _ in range(10):
         limiter.succeeded()
         climbed.append(limiter.per_minute)
-    assert climbed[:4] == pytest.approx([93.75, 117.1875, 146.484375, 150])  # quickly back to the safe rate
-    assert climbed[4] == pytest.approx(151.5)  # then 1 % of it per call
-    assert all(b >= a for a, b in zip(climbed, climbed[1:]))
+    assert climbed == pytest.approx([150 + 1.5 * n for n in range(1, 11)])  # 1 % of 150 per call
     clock.now += 1
-    limiter.throttled(clock())  # a 429 after calls went through: a lesson, the safe rate halves
-    assert limiter.per_minute == pytest.approx(climbed[-1] / 2)
-    for _ in range(2000):
+    limiter.throttled(clock())  # a 429 after calls went through: a lesson
+    assert limiter.per_minute == pytest.approx(165 / 2)
+    for _ in range(1000):
         limiter.succeeded()
     assert limiter.per_minute == 300  # never past the configured rate
     clock.now += 1
@@ -76,7 +73,7 @@ def test_limiter_never_stops_and_defers_everyone():
         clock.now += 1
         limiter.throttled(clock())
         limiter.succeeded()
-    assert 60 / 64 <= limiter.per_minute < 1.1 * 60 / 64  # the floor (plus one step back up)
+    assert 60 / 64 <= limiter.per_minute < 1.02 * 60 / 64  # the floor (plus one step back up)
     limiter.defer(5)
     assert limiter.acquire() == pytest.approx(5)
 
@@ -130,5 +127,5 @@ def test_a_connection_that_overstates_the_limit_settles_under_the_server(emulato
     calls = emulator.requests
     throttled = emulator.request_count(reason="rate_limit")
     assert len(calls) - throttled == 120
-    assert throttled / len(calls) < 0.08, f"{throttled} of {len(calls)} calls answered 429"
+    assert throttled / len(calls) < 0.12, f"{throttled} of {len(calls)} calls answered 429"  # 25 % without the slowdown
     assert hook._limiter.per_minute < 3000  # it slowed itself down
