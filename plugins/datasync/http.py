@@ -7,7 +7,9 @@
   when the server answers 429: the configured rate is what the connection *says*; the server's
   real limit may be lower, and each 429 costs a request and a wait. As TCP does with a lost
   packet: a 429 halves the rate, and each call that goes through adds a small step back, so a
-  connection that overstates the limit settles under the server's.
+  connection that overstates the limit settles under the server's. A 429 also caps the rate at
+  the calls the server let through in the last minute: where the server counts per minute, that
+  is this client's real share, and one lesson is enough.
 
 Callers raise :class:`Transient` for an attempt worth repeating; anything else ends the call.
 """
@@ -19,6 +21,7 @@ import email.utils
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -86,6 +89,7 @@ class RateLimiter:
         self._next_free = clock()  # the "theoretical arrival time"
         self._slowed_at = -math.inf
         self._successes = 0  # since the rate last dropped
+        self._recent: deque[float] = deque()  # when calls went through, over the last minute
         self._lock = threading.Lock()
 
     @property
@@ -119,13 +123,20 @@ class RateLimiter:
         with self._lock:
             if sent_at <= self._slowed_at or (self._successes == 0 and self._rate < self.limit):
                 return
-            self._rate = self._safe = max(self._rate / 2, self.limit * SLOWEST_FRACTION)
-            self._slowed_at, self._successes = self.clock(), 0
+            now = self.clock()
+            while self._recent and self._recent[0] <= now - 60:
+                self._recent.popleft()
+            share = len(self._recent) or math.inf  # what the server let through in the last minute
+            self._rate = self._safe = max(min(self._rate / 2, share), self.limit * SLOWEST_FRACTION)
+            self._slowed_at, self._successes = now, 0
 
     def succeeded(self) -> None:
         """A call went through: step the rate back up towards the configured one."""
         with self._lock:
             self._successes += 1
+            self._recent.append(self.clock())
+            if len(self._recent) > 2 * self.limit:  # only the last minute matters; bound the memory
+                self._recent.popleft()
             self._rate = min(self._rate + PROBE_STEP * self._safe, self.limit)
 
 

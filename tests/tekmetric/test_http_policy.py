@@ -53,9 +53,15 @@ def test_limiter_halves_once_per_lesson_and_climbs_back_in_small_steps():
         climbed.append(limiter.per_minute)
     assert climbed == pytest.approx([150 + 1.5 * n for n in range(1, 11)])  # 1 % of 150 per call
     clock.now += 1
-    limiter.throttled(clock())  # a 429 after calls went through: a lesson
-    assert limiter.per_minute == pytest.approx(165 / 2)
-    for _ in range(1000):
+    limiter.throttled(clock())  # a 429 after calls went through: a lesson, capped at the server's
+    assert limiter.per_minute == 10  # 10 calls went through in the last minute: that is our share
+    clock.now += 61
+    for _ in range(200):
+        limiter.succeeded()
+    clock.now += 1
+    limiter.throttled(clock())  # 200 went through in the last minute: plain halving
+    assert limiter.per_minute == pytest.approx((10 + 200 * 0.1) / 2)
+    for _ in range(3000):
         limiter.succeeded()
     assert limiter.per_minute == 300  # never past the configured rate
     clock.now += 1
