@@ -2,9 +2,13 @@
 #
 #   docker build -t ptmmm-datasync-airflow:3.3.2 .      (docker compose builds it for you)
 #
+# Two targets: `production` (the default, the last stage) holds the package and nothing else;
+# `dev` adds devtools/ (the Tekmetric emulator, the demo data) for compose's emulator and demo-data
+# services. Test doubles never reach the production image.
+#
 # The Airflow version here must equal the apache-airflow pin in requirements.txt
 # (tests/foundation/test_compose.py checks it).
-FROM apache/airflow:3.3.2-python3.11
+FROM apache/airflow:3.3.2-python3.11 AS base
 
 # constraints.txt is this repository's own resolution, not Airflow's published constraints, so a pin
 # can differ from what the image ships; mysqlclient then has no wheel and pip compiles it. These are
@@ -36,4 +40,13 @@ ENV PYTHONPATH=/opt/airflow/plugins \
     DATASYNC_INCLUDE_DIR=/opt/airflow/include
 COPY --chown=airflow:root dags /opt/airflow/dags
 COPY --chown=airflow:root plugins /opt/airflow/plugins
-COPY --chown=airflow:root include /opt/airflow/include
+COPY --chown=airflow:root include/sql /opt/airflow/include/sql
+
+# Development tools: the emulator and the demo loaders (python -m devtools.tekmetric.emulator).
+FROM base AS dev
+ENV PYTHONPATH=/opt/airflow/plugins:/opt/airflow
+COPY --chown=airflow:root devtools /opt/airflow/devtools
+COPY --chown=airflow:root include/demo /opt/airflow/include/demo
+
+# The production image: the package only. Last, so a plain `docker build .` builds it.
+FROM base AS production

@@ -36,7 +36,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins"))
+sys.path[:0] = [str(REPO / "plugins"), str(REPO)]  # the package; devtools/ (emulator, demo data)
 os.environ["AIRFLOW_HOME"] = str(REPO / ".airflow" / "bench")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
@@ -92,7 +92,7 @@ def write_sources(directory: Path, sources: int, records: int) -> None:
 
 def register_all(directory: Path, sources: int) -> None:
     from datasync.db import connected
-    from datasync.registry.demo import register
+    from devtools.demo.registry import register
 
     with connected("registry_db") as db:
         for i in range(sources):

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins"))
+sys.path[:0] = [str(REPO / "plugins"), str(REPO)]  # the package; devtools/ (emulator, demo data)
 os.environ.setdefault("AIRFLOW_HOME", str(REPO / ".airflow"))
 
 import psycopg  # noqa: E402
@@ -58,7 +58,7 @@ def query(sql: str, params=None) -> list[tuple]:
 
 
 def emulator(shops: int, customers: int, ros: int, limit: float | None):
-    from datasync.tekmetric.emulator import TekmetricEmulator
+    from devtools.tekmetric.emulator import TekmetricEmulator
 
     emu = TekmetricEmulator(shops=shops, seed=7, customers=customers, repair_orders=ros, employees=8, weeks=WEEKS,
                             rate_limit_per_minute=limit, rate_limit_window=SERVER_WINDOW)
@@ -102,7 +102,7 @@ def requests_per_1000(ros: int, window_days: int) -> dict:
         n = out["read"]
         used = emu.request_count("/repair-orders")
         floor = math.ceil(n / 100) + 2 * out["windows"]
-        from datasync.tekmetric.compare import differences
+        from devtools.tekmetric.compare import differences
 
         ok = not {k: v for k, v in differences(emu.store, query, [shop["shop_id"]]).items()
                   if k not in ("customers", "vehicles")}
@@ -115,7 +115,7 @@ def requests_per_1000(ros: int, window_days: int) -> dict:
 def backfill(shops: int, customers: int, ros: int, limit: float, parallel: bool) -> dict:
     """Scenario 2: whole shops (every entity) under the limit, sequentially or one thread per shop."""
     from datasync.tekmetric import sync
-    from datasync.tekmetric.compare import differences
+    from devtools.tekmetric.compare import differences
 
     fresh_warehouse()
     emu = emulator(shops, customers, ros, limit)

@@ -533,7 +533,7 @@ class _Say:
 
 def demo_connections(tekmetric_url: str, tekmetric_id: str, tekmetric_secret: str) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` for the demo databases (`make demo`'s) and the emulator."""
-    from datasync.demo import DEMO_DATABASES, _uri
+    from devtools.demo import DEMO_DATABASES, _uri
 
     env = {f"AIRFLOW_CONN_{conn_id.upper()}": _uri(conn_id) for conn_id in DEMO_DATABASES}
     env["AIRFLOW_CONN_TEKMETRIC_API"] = json.dumps({"conn_type": "http", "host": tekmetric_url, "login": tekmetric_id,
@@ -551,14 +551,15 @@ def seed_demo(data_dir: Path, registry_sources: int | None = None) -> dict[str, 
     from datasync import lifecycle
     from datasync.db import connected
     from datasync.migrate import migrate
-    from datasync.ptmmm.demo import load_demo_data
-    from datasync.registry import demo as registry_demo
+    from devtools.demo.ptmmm import load_demo_data
+    from devtools.demo import registry as registry_demo
+    from devtools.demo.lifecycle import load_demo_rows
 
     out = _Say()
     for report in migrate():
         out.say(report.summary())
     with connected(lifecycle.SOURCE_CONN) as db:
-        counts = lifecycle.seed_demo(db.conn)
+        counts = load_demo_rows(db.conn)
     out.say("lifecycle_db: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
     kpi_day = load_demo_data(out)
     sources = registry_demo.JSON_SOURCES[:registry_sources]
@@ -574,7 +575,7 @@ def _create_demo_databases() -> None:
     """The `make demo` databases, created when missing (never dropped here)."""
     import MySQLdb
 
-    from datasync.demo import DEMO_DATABASES, MY
+    from devtools.demo import DEMO_DATABASES, MY
 
     for server, name in DEMO_DATABASES.values():
         if server == "postgres" and not pg_database_exists(name):
@@ -600,7 +601,7 @@ def up(port: int) -> int:
             print(f"[up] already running at {running.url} (make down stops it)")
             return 0
         running.stop(grace=0)  # left behind by a reboot or a crash: free its Redis database
-    sys.path.insert(0, str(REPO / "plugins"))
+    sys.path[:0] = [str(REPO / "plugins"), str(REPO)]  # the package, and devtools/ for the demo data
     data_dir = home / "demo-data" / "registry"
     emulator_port = free_port()
     client_id, client_secret = "tekmetric-emulator", secrets.token_urlsafe(12)
@@ -618,8 +619,9 @@ def up(port: int) -> int:
     seed_demo(data_dir)
     print("[up] metadata database, pools", flush=True)
     stack.prepare()
-    stack.start_process("tekmetric-emulator", [sys.executable, "-m", "datasync.tekmetric.emulator", "--port",
-                                               str(emulator_port), "--client-id", client_id, "--client-secret", client_secret])
+    stack.start_process("tekmetric-emulator", [sys.executable, "-m", "devtools.tekmetric.emulator", "--port",
+                                               str(emulator_port), "--client-id", client_id, "--client-secret", client_secret],
+                        env={"PYTHONPATH": f"{REPO / 'plugins'}{os.pathsep}{REPO}"})  # devtools/ is not on the stack's path
     stack.start()
     print("[up] starting scheduler, dag-processor, triggerer, api-server, Celery worker ...", flush=True)
     try:

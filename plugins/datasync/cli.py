@@ -72,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "status":
             return _status(args.targets)
-        from datasync.demo import run_demo
-
+        try:
+            from devtools.demo import run_demo
+        except ModuleNotFoundError as exc:
+            if exc.name != "devtools":
+                raise
+            print("error: the demo needs devtools/ from the repository checkout on PYTHONPATH "
+                  "(the production image ships without it); run `make demo` there", file=sys.stderr)
+            return 1
         return run_demo()
     except AirflowNotFoundException as exc:
         conn_id = str(exc).split("`")[1] if str(exc).count("`") >= 2 else "?"

@@ -53,7 +53,8 @@ class Target:
         return "postgres" if self.family == POSTGRES else "mysql"
 
 
-# The targets and connection ids are fixed by DESIGN.md.
+# The databases, declared once: compose, .env.example, the local stack, the demo and the tests derive
+# from or are checked against this list (docs/architecture.md, docs/adding-a-pipeline.md).
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (

@@ -1,13 +1,12 @@
-"""Operators on the sync engine, for DAGs that move tables or rows between databases.
+"""The operator on the sync engine, for DAGs that move tables between databases.
 
 ``SyncTableOperator``: a table or query from one connection into a table of another, by key:
-incremental by a cursor column, or a full refresh that also deletes what the source lost.
+incremental by a cursor column, or a full refresh that also deletes what the source lost
+(``delete_missing=False``: a plain upsert of the query's rows). Rows from an API or a file go
+through the engine in a ``@task``: ``run_sync(SyncSpec(..., mode="upsert"), RowsSource(...), conn_id)``.
 
-``UpsertOperator``: rows (a list, or an upstream task's XCom) or a query result into a
-table by key.
-
-Both log one line saying what moved where, record the run in the target's ``sync_log`` and
-return the counts (XCom). Rerunning a cleared task is safe: the cursor lives in the target
+It logs one line saying what moved where, records the run in the target's ``sync_log`` and
+returns the counts (XCom). Rerunning a cleared task is safe: the cursor lives in the target
 database and moves only with the rows it covers.
 """
 
@@ -19,7 +18,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from datasync.engine import RowsSource, SqlSource, SyncSpec, run_sync
+from datasync.engine import SqlSource, SyncSpec, run_sync
 
 
 def _as_timedelta(value: Any) -> Any:
@@ -39,6 +38,8 @@ class SyncTableOperator(BaseOperator):
     :param lookback: how far before the stored cursor each run re-reads (late commits).
     :param safety_lag: rows newer than run start minus this wait for the next run.
     :param max_rejects: rows the target refuses that the run tolerates (0: any reject fails it).
+    :param bulk_load_empty: an initial load into an empty Postgres table is COPYed straight in
+        (no staging table); the first error falls back to staging + merge. False turns it off.
     :param sync_name: names the cursor, lock and log rows; default ``<dag_id>.<task_id>``.
     """
 
@@ -68,10 +69,11 @@ class SyncTableOperator(BaseOperator):
         max_rejects: int = 0,
         lock_wait_seconds: float = 60,
         delete_missing: bool = True,
+        bulk_load_empty: bool = True,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.delete_missing = delete_missing
+        self.delete_missing, self.bulk_load_empty = delete_missing, bulk_load_empty
         self.source_conn_id, self.target_conn_id = source_conn_id, target_conn_id
         self.source_table, self.source_query, self.target_table = source_table, source_query, target_table
         self.key, self.columns, self.cursor_column = list(key), columns, cursor_column
@@ -95,60 +97,9 @@ class SyncTableOperator(BaseOperator):
             max_rejects=int(self.max_rejects),
             lock_wait_seconds=self.lock_wait_seconds,
             delete_missing=self.delete_missing,
+            bulk_load_empty=self.bulk_load_empty,
         )
         source = SqlSource(self.source_conn_id, table=self.source_table, query=self.source_query)
         result = run_sync(spec, source, self.target_conn_id, run_id=context.get("run_id"))  # logs the summary
         return result.as_dict()
 
-
-class UpsertOperator(BaseOperator):
-    """Upsert ``rows`` (dicts or tuples in ``columns`` order; templated, so an XComArg works)
-    or the result of ``sql`` on ``source_conn_id`` into ``target_table`` by ``key``."""
-
-    template_fields: Sequence[str] = ("rows", "sql", "source_conn_id", "target_conn_id", "target_table", "sync_name")
-    template_fields_renderers = {"sql": "sql"}
-    ui_color = "#d5f5e3"
-
-    def __init__(
-        self,
-        *,
-        target_conn_id: str,
-        target_table: str,
-        key: list[str],
-        rows: Any = None,
-        columns: list[str] | None = None,
-        source_conn_id: str | None = None,
-        sql: str | None = None,
-        sync_name: str | None = None,
-        batch_size: int = 100_000,
-        max_rejects: int = 0,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        if (rows is None) == (sql is None):
-            raise ValueError("give rows or sql (with source_conn_id), not both")
-        self.target_conn_id, self.target_table, self.key = target_conn_id, target_table, list(key)
-        self.rows, self.columns, self.source_conn_id, self.sql = rows, columns, source_conn_id, sql
-        self.sync_name, self.batch_size, self.max_rejects = sync_name, batch_size, max_rejects
-
-    def execute(self, context) -> dict:
-        columns = self.columns
-        if self.sql is not None:
-            source: Any = SqlSource(self.source_conn_id, query=self.sql)
-        else:
-            rows = list(self.rows or [])
-            columns = self.columns or (list(rows[0]) if rows and isinstance(rows[0], dict) else None)
-            if columns is None:
-                raise ValueError("rows are tuples: say their columns")
-            source = RowsSource(rows, columns, name=f"{len(rows)} rows from XCom/arguments")
-        spec = SyncSpec(
-            name=self.sync_name or f"{self.dag_id}.{self.task_id}",
-            target_table=self.target_table,
-            key=self.key,
-            columns=columns,
-            mode="upsert",
-            batch_size=self.batch_size,
-            max_rejects=self.max_rejects,
-        )
-        result = run_sync(spec, source, self.target_conn_id, run_id=context.get("run_id"))
-        return result.as_dict()

@@ -80,7 +80,7 @@ class Run:
 class Cluster:
     stack: AirflowStack
     db: dict[str, TestDatabase]
-    emulator: object  # datasync.tekmetric.emulator.TekmetricEmulator
+    emulator: object  # devtools.tekmetric.emulator.TekmetricEmulator
     data_dir: Path
     env: dict[str, str] = field(default_factory=dict)  # what the cluster sees beyond its own config
     ready_seconds: float = 0.0
@@ -125,7 +125,7 @@ class Cluster:
 
 def start_cluster(database_factory) -> Iterator[Cluster]:
     """The generator behind the ``airflow_cluster`` fixture (see the module docstring)."""
-    from datasync.tekmetric.emulator import TekmetricEmulator
+    from devtools.tekmetric.emulator import TekmetricEmulator
 
     home = Path(tempfile.mkdtemp(prefix=f"airflow-cluster-{RUN_TAG}-"))
     data_dir = home / "registry-files"

@@ -108,7 +108,7 @@ def test_every_pipeline_runs_on_the_cluster_and_lands_its_rows(airflow_cluster, 
         assert rows == inserted > 0, source_id
 
     # tekmetric: the warehouse equals the emulator, table by table
-    from datasync.tekmetric.compare import differences
+    from devtools.tekmetric.compare import differences
 
     assert differences(cluster.emulator.store, cluster.db["tekmetric_warehouse"].query) == {}
     assert cluster.db["tekmetric_warehouse"].query("SELECT count(*) FROM repair_orders")[0][0] == 2 * 70
@@ -138,7 +138,7 @@ def test_a_worker_killed_mid_sync_recovers_with_identical_data(airflow_cluster, 
     """kill -9 the whole process tree of the worker running a Tekmetric shop sync. The scheduler
     fails the task instance once its heartbeat is HEARTBEAT_TIMEOUT seconds old, the retry runs on
     the other worker, and the warehouse ends equal to the source."""
-    from datasync.tekmetric.compare import differences
+    from devtools.tekmetric.compare import differences
 
     cluster, stack = airflow_cluster, airflow_cluster.stack
     emulator = cluster.emulator

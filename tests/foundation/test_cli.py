@@ -56,3 +56,13 @@ def test_an_unreachable_server_is_one_line_naming_the_connection(airflow_db):
     assert line.startswith("error: cannot connect to 'pmo_db' (postgres at 127.0.0.1:9/pmo)")
     assert line.endswith("check the connection's host, port and login, and that the server is up")
     assert "s3cret-pw" not in done.stderr + done.stdout
+
+
+def test_demo_without_devtools_is_one_clear_line(tmp_path):
+    # As in the production image: the package on PYTHONPATH, devtools/ nowhere (cwd is not the checkout).
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    done = subprocess.run([sys.executable, "-m", "datasync", "demo"], capture_output=True, text=True, timeout=120,
+                          env={**base, "PYTHONPATH": str(REPO / "plugins")}, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "devtools/" in done.stderr
+    assert "Traceback" not in done.stderr

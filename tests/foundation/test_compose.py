@@ -25,17 +25,16 @@ COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
 
-# DESIGN.md, "Connection ids": conn id -> Airflow connection type.
-DESIGN_CONNECTIONS = {
-    "tidb_ops": "mysql",
-    "supabase_ptmmm": "postgres",
-    "lifecycle_db": "postgres",
-    "pmo_db": "postgres",
-    "tekmetric_api": "http",
-    "tekmetric_warehouse": "postgres",
-    "registry_db": "postgres",
-    "google_sheets": "google_cloud_platform",
-}
+def _connections() -> dict[str, str]:
+    """conn id -> Airflow connection type: the databases from the one list (migrate.TARGETS), plus
+    the connections that are not databases (docs/architecture.md, "Connections")."""
+    from datasync.migrate import TARGETS
+
+    databases = {t.conn_id: "postgres" if t.family == "postgres" else "mysql" for t in TARGETS.values()}
+    return {**databases, "tekmetric_api": "http", "google_sheets": "google_cloud_platform"}
+
+
+DESIGN_CONNECTIONS = _connections()
 OPTIONAL_CONNECTIONS = {"google_sheets"}  # tasks that need it skip when it is not configured
 
 AIRFLOW_COMPONENTS = {  # service -> the airflow command it runs
@@ -211,8 +210,8 @@ def test_tidb_and_emulator_services(services, common, example_env):
     assert services["tidb"]["image"].startswith("pingcap/tidb:")
     assert any(str(p).endswith(":4000") for p in services["tidb"]["ports"])
     emulator = services["tekmetric-emulator"]
-    assert emulator["image"] == common["image"] and emulator["build"] == common["build"]
-    assert emulator["command"][:7] == ["python", "-m", "datasync.tekmetric.emulator", "--port", "8090", "--host", "0.0.0.0"]
+    assert emulator["build"] == {**common["build"], "target": "dev"} and emulator["image"] != common["image"]
+    assert emulator["command"][:7] == ["python", "-m", "devtools.tekmetric.emulator", "--port", "8090", "--host", "0.0.0.0"]
     api = urlsplit(interpolate(common["environment"]["AIRFLOW_CONN_TEKMETRIC_API"], example_env))
     assert (api.hostname, api.port) == ("tekmetric-emulator", 8090)
 
@@ -270,8 +269,9 @@ def _pin(path: Path, package: str) -> str:
 def test_dockerfile_pins_the_required_airflow_and_uses_constraints():
     text = DOCKERFILE.read_text()
     froms = re.findall(r"(?im)^FROM\s+(\S+)", text)
-    assert len(froms) == 1, froms
-    match = re.fullmatch(r"apache/airflow:(\d+\.\d+\.\d+)-python(3\.\d+)", froms[0])
+    external = [f for f in froms if "/" in f]  # the other stages build on this one
+    assert len(external) == 1, froms
+    match = re.fullmatch(r"apache/airflow:(\d+\.\d+\.\d+)-python(3\.\d+)", external[0])
     assert match, f"FROM must be apache/airflow:<version>-python<x.y>, got {froms[0]}"
     version, python = match.groups()
     assert version == "3.3.2"
@@ -285,7 +285,7 @@ def test_dockerfile_pins_the_required_airflow_and_uses_constraints():
     users = re.findall(r"(?im)^USER\s+(\S+)", text[: text.index("pip install")])
     assert users and users[-1] == "airflow", users
     copied = " ".join(re.findall(r"(?im)^COPY\s+(.+)$", text))
-    for part in ("requirements.txt", "constraints.txt", "dags /opt/airflow/dags", "plugins /opt/airflow/plugins", "include /opt/airflow/include"):
+    for part in ("requirements.txt", "constraints.txt", "dags /opt/airflow/dags", "plugins /opt/airflow/plugins", "include/sql /opt/airflow/include/sql"):
         assert part in copied, f"Dockerfile does not COPY {part}"
 
 
@@ -422,3 +422,50 @@ def test_pip_check_is_clean_and_the_celery_executor_imports():
     imported = subprocess.run([sys.executable, "-c", "import airflow.providers.celery.executors.celery_executor"],
                               capture_output=True, text=True, timeout=120)
     assert imported.returncode == 0, imported.stderr[-2000:]
+
+
+def _stages(text: str) -> dict[str, str]:
+    """Dockerfile stage name -> its instructions (comments and line continuations folded away)."""
+    text = re.sub(r"\\\n", " ", "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#")))
+    parts = re.split(r"(?im)^FROM\s+\S+\s+AS\s+(\w+)\s*$", text)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_the_production_image_holds_no_test_double_and_compose_runs_them_from_dev(services, common):
+    stages = _stages(DOCKERFILE.read_text())
+    assert list(stages)[-1] == "production", "a plain `docker build .` must build the production target"
+    assert common["build"]["target"] == "production"
+    shipped = stages["base"] + stages["production"]
+    assert "devtools" not in shipped and "include/demo" not in shipped and not re.search(r"COPY\S*\s+(\S+\s+)*include\s", shipped)
+    assert "COPY --chown=airflow:root devtools /opt/airflow/devtools" in stages["dev"]
+    assert re.search(r"FROM base AS dev", DOCKERFILE.read_text())
+    for name in ("tekmetric-emulator", "demo-data"):
+        assert services[name]["build"]["target"] == "dev", name
+        assert host_path(services[name], "/opt/airflow/devtools/tekmetric/emulator.py").is_file(), name
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["build"]["target"] == "production", name
+    # The shipped package imports nothing from devtools (the demo command imports it lazily, guarded).
+    for path in (REPO / "plugins").rglob("*.py"):
+        text = path.read_text()
+        if path.name == "cli.py":
+            text = text.replace("from devtools.demo import run_demo", "")
+        assert not re.search(r"(?m)^\s*(from|import)\s+devtools\b", text), path
+        assert not re.search(r"emulator|standin|demo", path.stem), f"{path} looks like a test double or demo code"
+
+
+# --- one list of databases ----------------------------------------------------------------------
+def test_every_list_of_databases_agrees_with_the_migration_targets():
+    """The databases are declared once (migrate.TARGETS); the demo and the test cluster must know
+    each of them. Adding a target without them fails here, naming the place (docs/adding-a-pipeline.md)."""
+    import importlib.util
+
+    from datasync.migrate import TARGETS
+    from devtools.demo import DEMO_DATABASES
+
+    spec = importlib.util.spec_from_file_location("cluster_module", REPO / "tests" / "cluster" / "cluster.py")
+    wanted = {t.conn_id: ("postgres" if t.family == "postgres" else "mysql") for t in TARGETS.values()}
+    assert {c: kind for c, (kind, _) in DEMO_DATABASES.items()} == wanted, "devtools/demo/__init__.py DEMO_DATABASES"
+    cluster_text = spec.loader.get_source("cluster_module")
+    listed = dict(re.findall(r'^\s+"(\w+)": "(postgres|mysql)",', cluster_text.split("CONNECTIONS = {", 1)[1].split("}", 1)[0], re.M))
+    assert listed == wanted, "tests/cluster/cluster.py CONNECTIONS"
+    assert {c: t for c, t in DESIGN_CONNECTIONS.items() if t in ("postgres", "mysql")} == wanted

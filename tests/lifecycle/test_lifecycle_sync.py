@@ -3,7 +3,8 @@
 
 import pytest
 
-from datasync.lifecycle import TABLES, seed_demo
+from datasync.lifecycle import TABLES
+from devtools.demo.lifecycle import load_demo_rows
 from harness import load_dag, run_dag, task_states
 
 COLUMNS = {
@@ -25,7 +26,7 @@ def dbs(database_factory, airflow_db):
     migrate(["lifecycle", "pmo"])
     conn = src.connect()
     conn.autocommit = False
-    seed_demo(conn)
+    load_demo_rows(conn)
     conn.close()
     return src, tgt
 

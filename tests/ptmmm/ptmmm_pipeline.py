@@ -11,7 +11,7 @@ from ptmmm_example import DAY, ROWS, uid
 from ptmmm_fixtures import AS_MARIADB, AS_TIDB, OPS, kpi_rows
 
 from datasync.ptmmm import kpi
-from datasync.ptmmm.sheets_standin import SheetsStandIn
+from devtools.ptmmm.sheets_standin import SheetsStandIn
 
 PATHS = {"procedure": AS_MARIADB, "statements": AS_TIDB}  # how tidb_ops is bound
 SPREADSHEET = "kpi-sheet-1"

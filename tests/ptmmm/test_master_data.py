@@ -12,7 +12,7 @@ from ptmmm_fixtures import AS_MARIADB, OPS
 from datasync.engine import RejectThresholdExceeded
 from datasync.ptmmm import master_data
 from datasync.ptmmm.sheets import SheetsError, sheet_target
-from datasync.ptmmm.sheets_standin import SheetsStandIn
+from devtools.ptmmm.sheets_standin import SheetsStandIn
 from harness import load_dag, run_dag, task_states
 
 MASTER = "master-sheet-1"

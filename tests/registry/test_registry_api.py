@@ -5,9 +5,9 @@ import logging
 
 import pytest
 
+from datasync.http import RateLimiter
 from datasync.registry.connectors import SourceConfigError, SourceError, validate_config
 from datasync.registry.connectors import open_source as _open_source
-from datasync.registry.connectors.api import RateLimiter
 from policies import policy
 
 
@@ -161,9 +161,9 @@ def test_rate_limiter_spaces_requests_evenly():
 
     limiter = RateLimiter(120, clock=lambda: now[0], sleep=sleep)  # 2/s: one every 0.5 s
     for _ in range(3):
-        limiter.wait()
+        limiter.acquire()
     assert slept == [0.5, 0.5]
     now[0] += 10  # idle time is not "saved up" into a burst
-    limiter.wait()
-    limiter.wait()
+    limiter.acquire()
+    limiter.acquire()
     assert slept == [0.5, 0.5, 0.5]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from datasync.tekmetric.emulator import TekmetricEmulator
+from devtools.tekmetric.emulator import TekmetricEmulator
 from datasync.tekmetric.hook import TekmetricHook
 
 # Small data, but more than 100 customers per shop so that paging has several pages.

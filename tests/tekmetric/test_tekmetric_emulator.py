@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from datasync.tekmetric.emulator import TekmetricEmulator
-from datasync.tekmetric.emulator_data import DataStore
+from devtools.tekmetric.emulator import TekmetricEmulator
+from devtools.tekmetric.emulator_data import DataStore
 from datasync.tekmetric.values import RO_MONEY, parse_timestamp
 
 ENVELOPE_KEYS = {"content", "totalPages", "totalElements", "last", "first", "size", "number", "numberOfElements",
@@ -279,7 +279,7 @@ def test_after_page_mutates_between_page_reads(emulator, api, shop_id):
 
 def test_runs_as_a_module_for_the_demo():
     plugins = Path(__file__).resolve().parents[2] / "plugins"
-    command = [sys.executable, "-m", "datasync.tekmetric.emulator", "--port", "0", "--shops", "2", "--seed", "1"]
+    command = [sys.executable, "-m", "devtools.tekmetric.emulator", "--port", "0", "--shops", "2", "--seed", "1"]
     proc = subprocess.Popen(command, cwd=plugins, stdout=subprocess.PIPE, text=True)
     try:
         banner = proc.stdout.readline()

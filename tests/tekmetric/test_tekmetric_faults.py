@@ -16,7 +16,7 @@ import pytest
 
 from datasync.engine.state import loads
 from datasync.tekmetric import sync
-from datasync.tekmetric.compare import differences
+from devtools.tekmetric.compare import differences
 from harness import REPO, load_dag, run_dag, task_states
 
 UTC = dt.timezone.utc

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from datasync.tekmetric import sync
-from datasync.tekmetric.emulator import TekmetricEmulator
+from devtools.tekmetric.emulator import TekmetricEmulator
 
 UTC = dt.timezone.utc
 DAY = dt.date(2026, 3, 10)  # a Tuesday in Austin (America/Chicago, CDT = UTC-5 since March 8)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from datasync.tekmetric import sync
-from datasync.tekmetric.compare import differences
+from devtools.tekmetric.compare import differences
 from harness import load_dag, run_dag, task_states
 
 UTC = dt.timezone.utc

@@ -10,7 +10,7 @@ import uuid
 import psycopg
 import pytest
 
-from datasync.tekmetric.emulator_data import DataStore
+from devtools.tekmetric.emulator_data import DataStore
 from datasync.tekmetric.warehouse import RowError, ShopContext, employee_row, fee_type, repair_order_rows
 
 UTC = dt.timezone.utc

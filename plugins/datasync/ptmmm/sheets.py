@@ -2,7 +2,7 @@
 
 Both go through the Google provider's ``GSheetsHook`` on the Airflow connection
 ``google_sheets`` (DESIGN.md). The connection extra ``api_endpoint`` points the hook at another
-server (tests and the demo use :mod:`datasync.ptmmm.sheets_standin`). Which spreadsheet: a DAG
+server (tests and the demo use :mod:`devtools.ptmmm.sheets_standin`). Which spreadsheet: a DAG
 param, else an Airflow Variable. Without both the tasks skip and say why.
 
 The export keeps one tab per KPI table (header row + one row per day and warehouse, sorted by

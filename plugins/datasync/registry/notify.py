@@ -3,8 +3,9 @@
 ``RegistryAlertNotifier`` always writes one log line (``REGISTRY ALERT: ...``). When the Airflow
 connection ``registry_alerts`` exists it also delivers the alert:
 
-* ``smtp`` / ``email`` connection: host, port, login, password; extra ``{"to": [...], "from": ...,
-  "starttls": true|false, "ssl": false}``;
+* ``smtp`` / ``email`` connection: mail through the SMTP provider's ``SmtpNotifier`` (host, port,
+  login, password and its extras ``from_email``, ``disable_ssl``, ``disable_tls``, ``timeout``,
+  ``retry_limit``), plus extra ``"to": [...]``, the recipients;
 * ``http`` / ``https`` connection: a JSON POST to ``<scheme>://host[:port]/<schema>`` (extra
   ``endpoint`` appends a path); a password is sent as ``Authorization: Bearer <password>``.
 
@@ -14,9 +15,8 @@ relay must not turn one failure into two.
 
 from __future__ import annotations
 
+import html
 import json
-import smtplib
-from email.message import EmailMessage
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -60,23 +60,19 @@ class RegistryAlertNotifier(BaseNotifier):
         self.log.info("registry alert delivered through '%s' (%s)", self.conn_id, kind)
 
     def _send_mail(self, conn: Any) -> None:
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
         extra = conn.extra_dejson or {}
         to = extra.get("to") or []
         to = [to] if isinstance(to, str) else list(to)
         if not to:
             raise ValueError("extra 'to' lists no recipient")
-        msg = EmailMessage()
-        msg["Subject"] = f"[datasync registry] {self.subject}"
-        msg["From"] = extra.get("from") or conn.login or "airflow@localhost"
-        msg["To"] = ", ".join(to)
-        msg.set_content(self.message + "\n\n" + json.dumps(self.details, indent=2, default=str))
-        smtp_cls = smtplib.SMTP_SSL if extra.get("ssl") else smtplib.SMTP
-        with smtp_cls(conn.host or "localhost", int(conn.port or (465 if extra.get("ssl") else 25)), timeout=30) as smtp:
-            if extra.get("starttls") and not extra.get("ssl"):
-                smtp.starttls()
-            if conn.login and conn.password:
-                smtp.login(conn.login, conn.password)
-            smtp.send_message(msg)
+        body = self.message + "\n\n" + json.dumps(self.details, indent=2, default=str)
+        mail = SmtpNotifier(to=to, from_email=extra.get("from_email") or extra.get("from") or conn.login or None,
+                            subject=f"[datasync registry] {self.subject}", smtp_conn_id=self.conn_id,
+                            html_content=f"<pre>{html.escape(body)}</pre>")
+        # notify(), not the notifier's __call__: the text is sent as it is, never rendered as a template.
+        mail.notify({})
 
     def _post(self, conn: Any) -> None:
         import requests

@@ -1,7 +1,7 @@
-"""Tekmetric partner API: the Airflow hook, value helpers, and an HTTP emulator for tests and the demo.
+"""Tekmetric partner API: the Airflow hook and value helpers.
 
-The hook is imported lazily so that the emulator (``python -m datasync.tekmetric.emulator``)
-starts without loading Airflow.
+The hook is imported lazily so that the value helpers load without Airflow (the development
+emulator, ``python -m devtools.tekmetric.emulator``, uses them).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Airflow hook for Tekmetric's partner API: OAuth token, paging, rate limit and retries.
 
+Built on the HTTP provider's ``HttpHook`` (session, TCP keep-alive, base URL); retries, Retry-After
+and the adaptive rate limit are the package's one HTTP policy (:mod:`datasync.http`).
+
 Connection ``tekmetric_api`` (type http): host = base URL (``https://sandbox.tekmetric.com`` or
 ``https://shop.tekmetric.com``; a bare host gets https, a loopback one http), login = client id,
 password = client secret, extra e.g. ``{"rate_limit_per_minute": 300, "timeout": 30,
@@ -10,22 +13,21 @@ never reach a log line or an exception message.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
-import itertools
 import logging
-import math
-import random
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from airflow.sdk import BaseHook
+from airflow.providers.http.hooks.http import HttpHook
 
+from datasync.http import GaveUp, HttpPolicy, RateLimiter, Transient, retry_after_seconds
 from datasync.tekmetric.values import UTC, format_timestamp, parse_timestamp
+
+__all__ = ["RateLimiter", "TekmetricHook", "TekmetricError", "TekmetricAuthError", "TekmetricHTTPError",
+           "TekmetricUnavailable", "WindowRead", "WindowStats"]
 
 log = logging.getLogger(__name__)
 
@@ -60,39 +62,6 @@ class TekmetricUnavailable(TekmetricError):
         super().__init__(f"Tekmetric {method} {where} still failing after {attempts} attempts: {problem}{detail}")
 
 
-class RateLimiter:
-    """A token bucket in GCRA form: at most ``per_minute`` calls a minute, ``burst`` back to back.
-
-    Threads reserve their slot under the lock and sleep outside it, so concurrent callers
-    queue up evenly instead of bursting; an idle bucket lets only ``burst`` calls through at once.
-    """
-
-    def __init__(self, per_minute: float, burst: int = 1):
-        if per_minute <= 0:
-            raise ValueError(f"rate limit must be positive, got {per_minute}")
-        self.interval = 60.0 / per_minute
-        self.burst = max(int(burst), 1)
-        self._next_free = time.monotonic()  # the "theoretical arrival time"
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Wait for a slot; returns the seconds waited."""
-        with self._lock:
-            now = time.monotonic()
-            tat = max(self._next_free, now)
-            start = max(now, tat - (self.burst - 1) * self.interval)
-            self._next_free = tat + self.interval
-        wait = start - now
-        if wait > 0:
-            time.sleep(wait)
-        return max(wait, 0.0)
-
-    def defer(self, seconds: float) -> None:
-        """Nobody calls for ``seconds`` (the server said slow down)."""
-        with self._lock:
-            self._next_free = max(self._next_free, time.monotonic() + seconds)
-
-
 @dataclass(frozen=True)
 class TekmetricSettings:
     base_url: str
@@ -121,8 +90,12 @@ class WindowRead:
     stats: WindowStats
 
 
-class TekmetricHook(BaseHook):
-    """Talks to Tekmetric for one connection; safe to share between threads. No I/O until first use."""
+class TekmetricHook(HttpHook):
+    """Talks to Tekmetric for one connection; safe to share between threads. No I/O until first use.
+
+    Unlike a plain ``HttpHook``, the session carries no credentials (the client secret goes to the
+    token endpoint only, the token per request) and the connection's extra holds settings, not headers.
+    """
 
     conn_name_attr = "tekmetric_conn_id"
     default_conn_name = DEFAULT_CONN_ID
@@ -131,8 +104,8 @@ class TekmetricHook(BaseHook):
 
     def __init__(self, tekmetric_conn_id: str = DEFAULT_CONN_ID, *, rate_limit_per_minute: float | None = None,
                  timeout: float | None = None, max_retries: int | None = None, backoff_base: float | None = None,
-                 backoff_cap: float | None = None, page_size: int = 100, **kwargs: Any):
-        super().__init__(**kwargs)
+                 backoff_cap: float | None = None, page_size: int = 100):
+        super().__init__(method="GET", http_conn_id=tekmetric_conn_id)
         self.tekmetric_conn_id = tekmetric_conn_id
         self.page_size = page_size
         self._overrides = {"rate_limit_per_minute": rate_limit_per_minute, "timeout": timeout,
@@ -157,8 +130,9 @@ class TekmetricHook(BaseHook):
                 if self._settings is None:
                     settings = self._load_settings()
                     self._limiter = RateLimiter(settings.rate_limit_per_minute)
-                    self._session = requests.Session()
-                    self._session.headers.update({"Accept": "application/json", "User-Agent": "datasync-tekmetric/1"})
+                    self._policy = HttpPolicy(settings.max_retries, settings.backoff_base, settings.backoff_cap)
+                    self._session = super().get_conn(
+                        headers={"Accept": "application/json", "User-Agent": "datasync-tekmetric/1"})
                     self._settings = settings
         return self._settings
 
@@ -188,10 +162,22 @@ class TekmetricHook(BaseHook):
             backoff_cap=pick("backoff_cap", 60.0, float),
         )
 
-    def get_conn(self) -> requests.Session:
-        """The underlying ``requests`` session (no auth on it: tokens go per request)."""
+    def get_conn(self, headers: dict[str, Any] | None = None, extra_options: dict[str, Any] | None = None) -> requests.Session:
+        """The hook's one ``requests`` session (no auth on it: tokens go per request)."""
         self.settings  # read (and validate) the connection before handing out the session
         return self._session
+
+    # HttpHook's session set-up, adapted: our base URL rules, no session auth, extras are settings.
+    def _set_base_url(self, connection: Any) -> None:
+        self.base_url = _base_url(connection.host, connection.schema, connection.port, self.tekmetric_conn_id)
+        self._base_url_initialized = True
+
+    def _extract_auth(self, connection: Any) -> None:
+        return None
+
+    def _configure_session_from_extra(self, session: requests.Session, connection: Any,
+                                      extra_options: dict[str, Any]) -> requests.Session:
+        return session
 
     def close(self) -> None:
         if self._session is not None:
@@ -282,38 +268,32 @@ class TekmetricHook(BaseHook):
     def _send(self, method: str, path: str, where: str, **kwargs: Any) -> requests.Response:
         """One call through the rate limiter, retried on 429, 5xx, timeouts and connection errors."""
         s = self.settings
-        for attempt in itertools.count():
-            self._limiter.acquire()
+
+        def attempt() -> requests.Response:
             with self._count_lock:
                 self._requests_made += 1
             self._local.requests = getattr(self._local, "requests", 0) + 1
-            response = None
+            request = self._session.prepare_request(requests.Request(method, self.url_from_endpoint(path), **kwargs))
             try:
-                response = self._session.request(method, s.base_url + path, timeout=s.timeout, **kwargs)
+                response = self.run_and_check(self._session, request, {"timeout": s.timeout, "check_response": False})
             except requests.Timeout:
-                problem, wait = f"no answer within {s.timeout:g} s", self._backoff(attempt)
+                raise Transient(f"no answer within {s.timeout:g} s") from None
             except requests.ConnectionError as exc:
-                problem, wait = f"connection failed ({type(exc).__name__})", self._backoff(attempt)
-            else:
-                if response.status_code != 429 and response.status_code < 500:
-                    return response
-                problem = f"HTTP {response.status_code}"
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-                wait = self._backoff(attempt) if retry_after is None else min(retry_after, s.backoff_cap)
-                if response.status_code == 429:
-                    self._limiter.defer(wait)  # every thread backs off, not just this one
-            if attempt >= s.max_retries:
-                detail = _message(response) if response is not None else None
-                raise TekmetricUnavailable(method, where, attempt + 1, problem, detail)
-            log.warning("Tekmetric %s %s: %s; retry %d of %d in %.2f s",
-                        method, where, problem, attempt + 1, s.max_retries, wait)
-            time.sleep(wait)
-        raise AssertionError("unreachable")
+                raise Transient(f"connection failed ({type(exc).__name__})") from None
+            if response.status_code == 429 or response.status_code >= 500:
+                raise Transient(f"HTTP {response.status_code}", response=response, throttled=response.status_code == 429,
+                                retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+            return response
 
-    def _backoff(self, attempt: int) -> float:
-        """Tekmetric's advice, scaled by ``backoff_base``: min(2^n s + random(0..1 s), 60 s)."""
-        s = self.settings
-        return min(s.backoff_base * (2 ** attempt + random.random()), s.backoff_cap)
+        def on_retry(repeat: int, problem: Transient, wait: float) -> None:
+            log.warning("Tekmetric %s %s: %s; retry %d of %d in %.2f s", method, where, problem.problem,
+                        repeat, s.max_retries, wait)
+
+        try:
+            return self._policy.call(attempt, limiter=self._limiter, on_retry=on_retry)
+        except GaveUp as exc:
+            detail = _message(exc.last.response) if exc.last.response is not None else None
+            raise TekmetricUnavailable(method, where, exc.attempts, exc.last.problem, detail) from None
 
     @property
     def requests_made(self) -> int:
@@ -447,21 +427,6 @@ def _json(response: requests.Response, method: str, where: str) -> Any:
     except ValueError:
         raise TekmetricError(
             f"Tekmetric's answer to {method} {where} is not JSON (HTTP {response.status_code})") from None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header: a number (fractions allowed) or an HTTP date."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - dt.datetime.now(UTC)).total_seconds()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _bound(value: dt.datetime | str, *, up: bool) -> str:

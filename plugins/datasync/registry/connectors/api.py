@@ -1,5 +1,8 @@
 """HTTP JSON APIs: placeholders for secrets, pagination, a client-side rate limit, retries.
 
+Retries, ``Retry-After`` and the (adaptive) rate limit are the package's one HTTP policy
+(:mod:`datasync.http`): ``retries``, ``backoff`` and ``rate_limit`` below configure it per source.
+
 Config::
 
     {"base_url": "https://api.machine1.factory.com", "endpoint": "/api/v1/production",
@@ -26,13 +29,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from http.cookiejar import DefaultCookiePolicy
-import time
-from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
+from datasync.http import GaveUp, HttpPolicy, RateLimiter, Transient, retry_after_seconds
 from datasync.registry.connectors.base import (
     Batch, Record, SourceConfigError, SourceError, batched, check_keys, check_records, positive,
 )
@@ -49,7 +52,7 @@ KIND = "api"
 OPTIONAL = ("endpoint", "method", "headers", "params", "body", "records_path", "pagination",
             "rate_limit", "timeout", "retries", "backoff", "max_pages")
 PAGINATION_KEYS = {"page": {"type", "page_param", "size_param", "size", "start"}, "next": {"type", "next_path"}}
-MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer is treated as down
+MAX_RETRY_AFTER = 60.0  # seconds: the longest wait between attempts, whatever Retry-After asks
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
 ERROR_BODY_BYTES = 2048  # what an error response may show of itself
@@ -82,23 +85,6 @@ def validate(config: Mapping[str, Any]) -> None:
 def _check_url(url: Any) -> None:
     if urlsplit(str(url)).scheme not in ("http", "https"):
         raise SourceConfigError(f"{KIND} source: base_url must be an http(s) URL, not {url!r}")
-
-
-class RateLimiter:
-    """At most ``per_minute`` requests, evenly spaced (the API's quota is per client, not per page)."""
-
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.interval = 60.0 / per_minute
-        self.clock, self.sleep = clock, sleep
-        self._next = float("-inf")
-
-    def wait(self) -> None:
-        now = self.clock()
-        if now < self._next:
-            self.sleep(self._next - now)
-            now = self._next
-        self._next = now + self.interval
 
 
 def open_source(config: Mapping[str, Any], *, batch_size: int, policy: RegistryPolicy,
@@ -255,39 +241,45 @@ class _Client:
 
         where = f"{KIND} source {self.method} {_shown(url)}"
         retries = int(self.config.get("retries", 3))
-        backoff = float(self.config.get("backoff", 1.0))
-        for attempt in range(retries + 1):
-            delay = backoff * 2**attempt
+        policy = HttpPolicy(max_retries=retries, backoff_base=float(self.config.get("backoff", 1.0)),
+                            backoff_cap=MAX_RETRY_AFTER)
+
+        def attempt() -> tuple[Any, bytes]:
             try:
                 response, body = self._send(url, params)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                problem = _describe(exc)
+                raise Transient(_describe(exc)) from None
             except SourceError:  # refusals and limits (PolicyRefused is a ValueError too)
                 raise
             except (requests.RequestException, ValueError) as exc:  # InvalidURL, ContentDecodingError, ...: final
                 # (ValueError: requests parses a redirect's Location even when not following it)
                 raise self.secrets.error(f"{where}: {_describe(exc)}") from None
-            else:
-                if response.status_code < 400:
-                    return response, body
-                problem = f"HTTP {response.status_code}: {body[:200]!r}"
-                if response.status_code != 429 and response.status_code < 500:
-                    hint = " (check the credentials in the Airflow connection)" if response.status_code in (401, 403) else ""
-                    raise self.secrets.error(f"{where}: {problem}{hint}")
-                delay = max(delay, _retry_after(response))
-            if attempt < retries:
-                log.warning("api source %s: %s; retry %d/%d in %.1fs", _shown(url),
-                            self.secrets.redact(problem)[:200], attempt + 1, retries, delay)
-                time.sleep(delay)
-        raise self.secrets.error(f"{where}: gave up after {retries + 1} attempt(s); last: {problem}")
+            if response.status_code < 400:
+                return response, body
+            problem = f"HTTP {response.status_code}: {body[:200]!r}"
+            if response.status_code != 429 and response.status_code < 500:
+                hint = " (check the credentials in the Airflow connection)" if response.status_code in (401, 403) else ""
+                raise self.secrets.error(f"{where}: {problem}{hint}")
+            raise Transient(problem, throttled=response.status_code == 429,
+                            retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+
+        def on_retry(repeat: int, transient: Transient, wait: float) -> None:
+            log.warning("api source %s: %s; retry %d/%d in %.1fs", _shown(url),
+                        self.secrets.redact(transient.problem)[:200], repeat, retries, wait)
+
+        try:
+            return policy.call(attempt, limiter=self.limiter, on_retry=on_retry)
+        except GaveUp as exc:
+            raise self.secrets.error(f"{where}: gave up after {exc.attempts} attempt(s); last: {exc.last.problem}") from None
 
     def _send(self, url: str, params: Mapping[str, Any]) -> tuple[Any, bytes]:
         """One request and the redirects it leads to. What the config adds (headers, query, body)
         goes to the configured origin only; a redirect elsewhere must be to an allowed origin and
         gets none of it."""
         method, headers, body, query = self.method, self.config.get("headers"), self.config.get("body"), params or None
-        for _hop in range(MAX_REDIRECTS + 1):
-            self.limiter.wait()
+        for hop in range(MAX_REDIRECTS + 1):
+            if hop:  # the first request of an attempt waited for its slot in HttpPolicy.call
+                self.limiter.acquire()
             with self.secrets.redacting_logs("urllib3.connectionpool", "requests"):
                 response = self.session.request(method, url, params=query, headers=headers, json=body,
                                                 timeout=float(self.config.get("timeout", 30)),
@@ -361,10 +353,3 @@ def _join(base: str, ref: str) -> str | None:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def _retry_after(response: Any) -> float:
-    try:
-        return min(float(response.headers.get("Retry-After", 0)), MAX_RETRY_AFTER)
-    except ValueError:  # an HTTP date: not worth parsing for a bounded wait
-        return 0.0

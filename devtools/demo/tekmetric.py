@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 
 from datasync.db import connected
-from datasync.tekmetric.compare import differences, table_counts
-from datasync.tekmetric.emulator import TekmetricEmulator
+from devtools.tekmetric.compare import differences, table_counts
+from devtools.tekmetric.emulator import TekmetricEmulator
 from datasync.tekmetric.sync import WAREHOUSE_CONN
 
 DEMO_SHOPS = 3

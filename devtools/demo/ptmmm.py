@@ -72,7 +72,7 @@ def mirrored_table(days: list[dt.date]) -> list[str]:
 
 
 def demo_step(demo) -> None:
-    from datasync.ptmmm.sheets_standin import SheetsStandIn
+    from devtools.ptmmm.sheets_standin import SheetsStandIn
 
     last = load_demo_data(demo)
     days = [last - dt.timedelta(days=n) for n in (2, 1, 0)]

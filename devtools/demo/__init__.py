@@ -31,11 +31,11 @@ DEMO_DATABASES = {
 }
 
 STEPS: list[str] = [
-    "datasync.demo:migrate_step",
-    "datasync.lifecycle:demo_step",
-    "datasync.ptmmm.demo:demo_step",
-    "datasync.registry.demo:demo_step",
-    "datasync.tekmetric.demo:demo_step",
+    "devtools.demo:migrate_step",
+    "devtools.demo.lifecycle:demo_step",
+    "devtools.demo.ptmmm:demo_step",
+    "devtools.demo.registry:demo_step",
+    "devtools.demo.tekmetric:demo_step",
 ]
 
 

@@ -1,6 +1,6 @@
 """A Tekmetric partner API emulator: a real HTTP server on loopback, quirks included.
 
-It implements ``/work/shared/TEKMETRIC_API.md`` (see ``docs/tekmetric-api-emulator.md``) for
+It implements the partner API contract (see ``docs/tekmetric-api-emulator.md``) for
 tests, benchmarks and the demo::
 
     with TekmetricEmulator(shops=2, seed=7) as emu:
@@ -9,7 +9,7 @@ tests, benchmarks and the demo::
         emu.faults.throttle_next = 3  # the next three API calls answer 429
         emu.request_count("/customers")  # what the client did
 
-Run ``python -m datasync.tekmetric.emulator --port 8765 --shops 3 --seed 1`` for a demo server.
+Run ``python -m devtools.tekmetric.emulator --port 8765 --shops 3 --seed 1`` for a demo server.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from datasync.tekmetric.emulator_data import KINDS, DataStore
+from devtools.tekmetric.emulator_data import KINDS, DataStore
 from datasync.tekmetric.values import parse_timestamp, repair_order_money
 
 API = "/api/v1"
@@ -491,7 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m datasync.tekmetric.emulator", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.tekmetric.emulator", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--shops", type=int, default=3)

@@ -1,4 +1,4 @@
-"""``make demo`` step for the registry: the seed's 40+ JSON sources plus one csv, excel, database,
+"""``make demo`` step for the registry: 40+ JSON sources plus one csv, excel, database,
 api and artisan source, registered in ``registry_db`` and run by the real DAGs.
 
 Data files are generated at demo time into ``.airflow/demo-data/registry`` (git-ignored), with

@@ -1,0 +1,1 @@
+"""The Tekmetric partner API emulator and the warehouse-versus-emulator comparison."""
