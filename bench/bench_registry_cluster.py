@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -54,6 +55,17 @@ def tree_cpu(root: int) -> float:
 
 def stack_cpu(stack: AirflowStack) -> float:
     return sum(tree_cpu(p.pid) for p in stack.processes)
+
+
+def sync_instances(stack: AirflowStack, run_id: str) -> list[dict]:
+    """Every ``sync_source`` instance of the run (the API answers 100 per page)."""
+    found: list[dict] = []
+    while True:
+        page = stack.api("GET", f"/api/v2/dags/source_registry_runner/dagRuns/{run_id}/taskInstances",
+                         params={"task_id": "sync_source", "limit": 100, "offset": len(found)})
+        found += page["task_instances"]
+        if not page["task_instances"] or len(found) >= page["total_entries"]:
+            return found
 
 
 def parse_time(text: str | None) -> float | None:
@@ -103,6 +115,8 @@ def main() -> int:
         stack.prepare()
         stack.start()
         stack.wait_ready(dag_ids=["source_registry_runner"], timeout=300)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # stop the stack, drop the databases (Airflow's handlers would not)
+            signal.signal(sig, lambda *_: sys.exit(130))
         print(f"{n} sources x {args.records} records, {args.workers} workers x concurrency "
               f"{stack.worker_concurrency}, tree {tree}, settings {args.set or 'default'}; load {os.getloadavg()}",
               flush=True)
@@ -115,7 +129,7 @@ def main() -> int:
             run_id = stack.trigger("source_registry_runner")
             state = stack.wait_run("source_registry_runner", run_id, timeout=1800)
             took, cpu = time.monotonic() - t0, stack_cpu(stack) - cpu0
-            tis = [ti for ti in stack.task_instances("source_registry_runner", run_id) if ti["task_id"] == "sync_source"]
+            tis = sync_instances(stack, run_id)
             waits = [parse_time(ti["start_date"]) - parse_time(ti["queued_when"]) for ti in tis
                      if ti.get("queued_when") and ti.get("start_date")]
             runs = [parse_time(ti["end_date"]) - parse_time(ti["start_date"]) for ti in tis
