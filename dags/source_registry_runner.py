@@ -82,7 +82,9 @@ def registry_runner(dag_id: str, *, schedule: str, every: timedelta, description
     return dag
 
 
-registry_runner("source_registry_runner", schedule="*/5 * * * *", every=timedelta(minutes=5), realtime=False, tags=["registry", "sync"],
+registry_runner("source_registry_runner", schedule="*/5 * * * *", every=timedelta(minutes=5), realtime=False,
+                tags=["registry", "sync"],
                 description="Every 5 minutes (UTC): the due sources of registry_db.data_source_registry into their tables.")
-registry_runner("source_registry_realtime", schedule="* * * * *", every=timedelta(minutes=1), realtime=True, tags=["registry", "sync", "realtime"],
+registry_runner("source_registry_realtime", schedule="* * * * *", every=timedelta(minutes=1), realtime=True,
+                tags=["registry", "sync", "realtime"],
                 description="Every minute (UTC): the registry sources with a realtime mapping.")
