@@ -97,8 +97,7 @@ class SyncTableOperator(BaseOperator):
             delete_missing=self.delete_missing,
         )
         source = SqlSource(self.source_conn_id, table=self.source_table, query=self.source_query)
-        result = run_sync(spec, source, self.target_conn_id, run_id=context.get("run_id"))
-        self.log.info(result.summary(source.describe(), f"{self.target_conn_id}.{self.target_table}"))
+        result = run_sync(spec, source, self.target_conn_id, run_id=context.get("run_id"))  # logs the summary
         return result.as_dict()
 
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from datasync.db import Database, connect
 from datasync.engine import state
+from datasync.engine.progress import Progress, source_total
 from datasync.engine.sources import RowsSource, SqlSource, Window
 from datasync.engine.state import Counts, Position, Reject
 from datasync.engine.table import TableInfo, check_columns
@@ -232,6 +233,7 @@ class SyncRun:
         window = Window(order=self.order, cursor_column=spec.cursor_column, lower=_minus(pos.value, spec.lookback), upper=upper)
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, unique_keys=self.unique_keys)
         writer.direct = spec.bulk_load_empty and self.unique_keys and self._target_empty()
+        progress = Progress(spec.name, source_total(self.source, self.columns, window))
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
                 self._check_rejects(rejects)
@@ -241,7 +243,7 @@ class SyncRun:
                 pos.rows_synced += counts.inserted + counts.updated
                 state.write_cursor(self.db, spec.name, pos)
                 self._commit()
-                log.debug("%s: page done (%s); cursor %s", spec.name, counts.sentence(), pos.value)
+                progress.page(counts.read)
         finally:
             writer.close()
         return pos
@@ -251,10 +253,13 @@ class SyncRun:
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, track_seen=True,
                             unique_keys=self.unique_keys)
         top = None
+        window = Window(order=self.order)
+        progress = Progress(spec.name, source_total(self.source, self.columns, window), committed=False)
         try:
-            for counts, rejects, _last in self._pages(writer, Window(order=self.order)):
+            for counts, rejects, _last in self._pages(writer, window):
                 self._check_rejects(rejects)
                 self._accept(counts, rejects, writer)
+                progress.page(counts.read)
             if spec.delete_missing:
                 self.counts.deleted = writer.delete_unseen()
             pos = state.read_cursor(self.db, spec.name)
@@ -296,14 +301,17 @@ class SyncRun:
         spec = self.spec
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column)
         pos = state.read_cursor(self.db, spec.name) if spec.cursor_column else Position()
+        window = Window(order=self.order)
+        progress = Progress(spec.name, source_total(self.source, self.columns, window))
         try:
-            for counts, rejects, (value, _key) in self._pages(writer, Window(order=self.order)):
+            for counts, rejects, (value, _key) in self._pages(writer, window):
                 self._check_rejects(rejects)
                 self._accept(counts, rejects, writer)
                 if spec.cursor_column and value is not None and _newer(value, pos.value):
                     pos.value = value
                     state.write_cursor(self.db, spec.name, pos)
                 self._commit()
+                progress.page(counts.read)
         finally:
             writer.close()
         return pos
