@@ -4,15 +4,16 @@
 Runs the sources listed in **`registry_db.data_source_registry`** (seed 003) into their target
 tables in `registry_db`. Logic: `datasync.registry.runner`; reference: `docs/registry.md`.
 
-* **`pick_sources`** takes the `active` sources that are due (`next_sync` past or never set),
-  priority 1 first; `inactive`, `maintenance` and `error` sources are left alone. Param
+* **`pick_sources`** takes the `active` sources that are due at the run's scheduled time (its
+  tick: `next_sync` never set or at most half a DAG interval after the tick), priority 1 first; `inactive`, `maintenance` and `error` sources are left alone. Param
   **`source_ids`** forces chosen sources (also ones in `error`) whatever their due time.
 * **`sync_source`** is mapped: one task instance per source, labelled with the source's name.
   Each reads its connector (primary connection, else the backups), maps the records and upserts
   them: `full` (one transaction, rows gone from the source are deleted), `incremental` /
   `realtime` (cursor per mapping in `sync_cursors`). History goes to `data_source_sync_history`
   (status, counts, duration, error, which connection served); the registry row gets `last_sync`,
-  `next_sync`, `error_count`, `last_error`. After **`error_threshold`** consecutive failed runs
+  `next_sync` (its due time plus `refresh_interval`, on the schedule's grid), `error_count`,
+  `last_error`. After **`error_threshold`** consecutive failed runs
   (param, else Variable `registry_error_threshold`, else 3) a source goes to status `error` and an
   alert goes out (log; connection `registry_alerts`: SMTP or webhook).
 * A failing source fails only its own task instance; the run is then marked failed, the other
@@ -42,7 +43,12 @@ PARAMS = {
 }
 
 
-def registry_runner(dag_id: str, *, schedule: str, description: str, realtime: bool, tags: list[str]) -> DAG:
+def registry_runner(dag_id: str, *, schedule: str, every: timedelta, description: str, realtime: bool,
+                    tags: list[str]) -> DAG:
+    """``every``: the time between two ticks of ``schedule``. A source due up to half of it after
+    a tick is taken at that tick (its due time rounds to the nearest tick)."""
+    tolerance = every / 2
+
     with DAG(
         dag_id=dag_id,
         description=description,
@@ -58,7 +64,7 @@ def registry_runner(dag_id: str, *, schedule: str, description: str, realtime: b
 
         @task(task_id="pick_sources", execution_timeout=timedelta(minutes=5))
         def pick_sources() -> list[dict]:
-            return runner.pick_task(realtime=realtime, params=get_current_context()["params"])
+            return runner.pick_task(realtime=realtime, context=get_current_context(), tolerance=tolerance)
 
         @task(
             task_id="sync_source",
@@ -70,13 +76,15 @@ def registry_runner(dag_id: str, *, schedule: str, description: str, realtime: b
             execution_timeout=timedelta(minutes=30),
         )
         def sync_source(source: dict) -> dict:
-            return runner.sync_task(source, get_current_context())
+            return runner.sync_task(source, get_current_context(), tolerance)
 
         sync_source.expand(source=pick_sources())
     return dag
 
 
-registry_runner("source_registry_runner", schedule="*/5 * * * *", realtime=False, tags=["registry", "sync"],
+registry_runner("source_registry_runner", schedule="*/5 * * * *", every=timedelta(minutes=5), realtime=False,
+                tags=["registry", "sync"],
                 description="Every 5 minutes (UTC): the due sources of registry_db.data_source_registry into their tables.")
-registry_runner("source_registry_realtime", schedule="* * * * *", realtime=True, tags=["registry", "sync", "realtime"],
+registry_runner("source_registry_realtime", schedule="* * * * *", every=timedelta(minutes=1), realtime=True,
+                tags=["registry", "sync", "realtime"],
                 description="Every minute (UTC): the registry sources with a realtime mapping.")

@@ -268,6 +268,10 @@ class AirflowStack:
             "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.redis_db}",
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + pg_uri(self.metadata_db),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+            # as compose (docs/deployment.md, "Worker settings"): modules loaded once per worker,
+            # a finished task's Celery process free within a second
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "datasync.worker.CELERY_CONFIG",
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__API__BASE_URL": self.url,

@@ -1,6 +1,6 @@
 """The registry runner (seed 003, phase 2): which sources are due, and one source's sync.
 
-:func:`pick_sources` is the DAG's first task: ``active`` sources whose ``next_sync`` has come
+:func:`pick_sources` is the DAG's first task: ``active`` sources whose ``next_sync`` has come by the run's tick
 (or was never set), high priority first; ``source_ids`` forces chosen ones. :func:`run_source`
 is one mapped task instance: for each active mapping of the source it
 
@@ -163,15 +163,27 @@ def load_source(db: Database, source_id: str) -> Source | None:
 
 
 # ---- picking ----------------------------------------------------------------------------------------
+# Due at the tick: next_sync at most this (named parameters tick, tolerance; no tick: now).
+_TICK = "COALESCE(%(tick)s::timestamptz, now())"
+_DUE_BY = f"({_TICK} + %(tolerance)s::interval)"
+# next_sync after a sync at the tick. The schedule moves on in steps of refresh_interval from the
+# due time the source was picked for, not from when its sync finished (that drifts later every
+# cycle until the source misses a tick), to the first step that is not due at this tick. A source
+# that was not due (forced) keeps its schedule; one never synced starts from the tick.
+_NEXT_SYNC = f"""CASE WHEN next_sync > {_DUE_BY} THEN next_sync
+  ELSE COALESCE(next_sync, {_TICK}) + make_interval(secs => refresh_interval * (1 + floor(
+    extract(epoch FROM {_DUE_BY} - COALESCE(next_sync, {_TICK})) / refresh_interval))) END"""
 _IS_REALTIME = ("EXISTS (SELECT 1 FROM data_source_mappings m WHERE m.source_id = r.id AND m.is_active "
                 "AND m.sync_strategy = 'realtime')")
 
 
 def pick_sources(db: Database, *, realtime: bool = False, source_ids: list[str] | None = None,
-                 limit: int = MAX_SOURCES_PER_RUN) -> list[dict[str, Any]]:
+                 limit: int = MAX_SOURCES_PER_RUN, tick: dt.datetime | None = None,
+                 tolerance: dt.timedelta = dt.timedelta(0)) -> list[dict[str, Any]]:
     """Sources to run now, in the order their task instances should be queued.
 
-    Scheduled: ``active`` and due (``next_sync`` NULL or past), by priority (1 first), then the
+    Scheduled: ``active`` and due at ``tick`` (the run's scheduled time; now when None):
+    ``next_sync`` NULL or at most ``tick + tolerance``; by priority (1 first), then the
     longest overdue. ``realtime`` picks the sources with a realtime mapping, the other runner
     the rest, so no source is run by both. Forced (``source_ids``): those sources whatever
     their due time, realtime or not, and also in status ``error`` (how on-call retries one);
@@ -192,9 +204,9 @@ def pick_sources(db: Database, *, realtime: bool = False, source_ids: list[str] 
     else:
         rows = db.fetchall(
             f"SELECT {columns} FROM data_source_registry r "
-            f"WHERE r.status = 'active' AND (r.next_sync IS NULL OR r.next_sync <= now()) AND {_IS_REALTIME} = %s "
-            "ORDER BY r.priority, r.next_sync NULLS FIRST, r.id LIMIT %s",
-            (realtime, int(limit) + 1),
+            f"WHERE r.status = 'active' AND (r.next_sync IS NULL OR r.next_sync <= {_DUE_BY}) AND {_IS_REALTIME} = %(realtime)s "
+            "ORDER BY r.priority, r.next_sync NULLS FIRST, r.id LIMIT %(limit)s",
+            {"tick": tick, "tolerance": tolerance, "realtime": realtime, "limit": int(limit) + 1},
         )
         skipped = db.fetchall("SELECT status, count(*) FROM data_source_registry WHERE status <> 'active' "
                               "GROUP BY status ORDER BY status")
@@ -568,22 +580,24 @@ class RegistryUpdate:
 
 
 def _record_outcome(db: Database, source: Source, error: str | None, *, final_attempt: bool,
-                    threshold: int, skipped: bool = False) -> RegistryUpdate:
+                    threshold: int, skipped: bool = False, tick: dt.datetime | None = None,
+                    tolerance: dt.timedelta = dt.timedelta(0)) -> RegistryUpdate:
     """Part of the caller's transaction."""
+    at = {"id": source.id, "tick": tick, "tolerance": tolerance}
     if skipped:  # not configured in this deployment: nothing synced, nothing failed; look again later
-        row = db.fetchone("UPDATE data_source_registry SET next_sync = now() + make_interval(secs => refresh_interval) "
-                          "WHERE id = %s RETURNING error_count, status", (source.id,))
+        row = db.fetchone(f"UPDATE data_source_registry SET next_sync = {_NEXT_SYNC} "
+                          "WHERE id = %(id)s RETURNING error_count, status", at)
     elif error is None:
         row = db.fetchone(
-            "UPDATE data_source_registry SET last_sync = now(), next_sync = now() + make_interval(secs => refresh_interval), "
+            f"UPDATE data_source_registry SET last_sync = now(), next_sync = {_NEXT_SYNC}, "
             "error_count = 0, last_error = NULL, status = CASE WHEN status = 'error' THEN 'active' ELSE status END "
-            "WHERE id = %s RETURNING error_count, status", (source.id,))
+            "WHERE id = %(id)s RETURNING error_count, status", at)
     elif final_attempt:
         row = db.fetchone(
-            "UPDATE data_source_registry SET error_count = error_count + 1, last_error = %s, "
-            "next_sync = now() + make_interval(secs => refresh_interval), "
-            "status = CASE WHEN status = 'active' AND error_count + 1 >= %s THEN 'error' ELSE status END "
-            "WHERE id = %s RETURNING error_count, status", (_stored(error), threshold, source.id))
+            f"UPDATE data_source_registry SET error_count = error_count + 1, last_error = %(error)s, "
+            f"next_sync = {_NEXT_SYNC}, "
+            "status = CASE WHEN status = 'active' AND error_count + 1 >= %(threshold)s THEN 'error' ELSE status END "
+            "WHERE id = %(id)s RETURNING error_count, status", {**at, "error": _stored(error), "threshold": threshold})
     else:  # Airflow retries this attempt: only the last one of a run counts as a failed sync
         row = db.fetchone("UPDATE data_source_registry SET last_error = %s WHERE id = %s RETURNING error_count, status",
                           (_stored(error), source.id))
@@ -604,9 +618,13 @@ def load_policy() -> RegistryPolicy | PolicyInvalid:
 
 def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGISTRY_CONN_ID,
                error_threshold: int | Callable[[], int] = DEFAULT_ERROR_THRESHOLD, final_attempt: bool = True,
-               batch_size: int = DEFAULT_BATCH_SIZE, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               batch_size: int = DEFAULT_BATCH_SIZE, context: Mapping[str, Any] | None = None,
+               tick: dt.datetime | None = None, tolerance: dt.timedelta = dt.timedelta(0)) -> dict[str, Any]:
     """Sync one source (every active mapping). Returns a summary (safe for XCom: counts and names,
     never configuration); raises :class:`SourceSyncFailed` when any mapping failed.
+
+    ``tick`` is the scheduled time of the run (now when None) and ``tolerance`` how early a due
+    time still counts as due at it: the next due time is set from them (see ``_NEXT_SYNC``).
 
     ``error_threshold`` may be a callable: it is only asked when a failure is counted (looking up
     an Airflow Variable costs a round trip to the API server that a successful sync can skip)."""
@@ -648,7 +666,7 @@ def run_source(source_id: str, *, run_id: str | None = None, conn_id: str = REGI
             threshold = error_threshold() if callable(error_threshold) and error and final_attempt else error_threshold
             update = _record_outcome(db, source, error, final_attempt=final_attempt,
                                      threshold=threshold if isinstance(threshold, int) else DEFAULT_ERROR_THRESHOLD,
-                                     skipped=skipped)
+                                     skipped=skipped, tick=tick, tolerance=tolerance)
             db.commit()  # history and registry land together
             timings["registry"] += time.perf_counter() - t
     except LockTimeout as exc:
@@ -709,12 +727,24 @@ def error_threshold(param: Any) -> int:
         return DEFAULT_ERROR_THRESHOLD
 
 
-def pick_task(*, realtime: bool, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+def scheduled_time(context: Mapping[str, Any]) -> dt.datetime | None:
+    """The run's scheduled time (its tick): the end of its data interval (a cron tick's own time),
+    else its logical date, else when it was set to run (a run triggered without a logical date)."""
+    dag_run = context.get("dag_run")
+    for value in (context.get("data_interval_end"), context.get("logical_date"), getattr(dag_run, "run_after", None)):
+        if value is not None:
+            return dt.datetime.fromtimestamp(value.timestamp(), dt.timezone.utc)
+    return None
+
+
+def pick_task(*, realtime: bool, context: Mapping[str, Any], tolerance: dt.timedelta) -> list[dict[str, Any]]:
+    params = context.get("params") or {}
     return pick_sources(registry_database(), realtime=realtime, source_ids=list(params.get("source_ids") or []),
-                        limit=int(params.get("max_sources") or MAX_SOURCES_PER_RUN))
+                        limit=int(params.get("max_sources") or MAX_SOURCES_PER_RUN),
+                        tick=scheduled_time(context), tolerance=tolerance)
 
 
-def sync_task(source: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+def sync_task(source: Mapping[str, Any], context: Mapping[str, Any], tolerance: dt.timedelta) -> dict[str, Any]:
     """One mapped task instance: its source, its bookkeeping, its own success or failure."""
     from airflow.sdk.exceptions import AirflowSkipException
 
@@ -727,7 +757,7 @@ def sync_task(source: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str
             # retries of this task instance are one sync run; only its last attempt counts as a failure
             final_attempt=ti.try_number > ti.max_tries,
             batch_size=int(params.get("batch_size") or DEFAULT_BATCH_SIZE),
-            context=context,
+            context=context, tick=scheduled_time(context), tolerance=tolerance,
         )
     except SourceGone as exc:
         raise AirflowSkipException(str(exc)) from None

@@ -1,0 +1,153 @@
+"""Registry runner under a real scheduler: one cycle of many due JSON sources on a CeleryExecutor stack.
+
+    .venv/bin/python bench/bench_registry_cluster.py [--sources 500] [--records 2000] [--cycles 2]
+
+Starts the stack of scripts/airflow_stack.py (scheduler, dag-processor, triggerer, api-server, two
+Celery workers; its own metadata database and Redis number), registers ``--sources`` JSON sources of
+``--records`` records each (full strategy, each its own table) in a throwaway registry database,
+then triggers ``source_registry_runner`` ``--cycles`` times (the first creates the tables and inserts
+every row, the next ones read, compare and leave every row unchanged). For each cycle it reports:
+
+* **cycle**: trigger to run finished (what an operator waits for);
+* **CPU-s per source**: user + system CPU of every stack process tree during the cycle, divided by the
+  sources (the database servers are not counted);
+* per task instance, from the metadata: queue wait (queued -> start) and run time (start -> end).
+
+Everything it creates is dropped afterwards (the registry and metadata databases, the Redis number,
+the files). ``--tree DIR`` runs another checkout's dags/ and plugins/ (before/after comparisons);
+``--set SECTION__KEY=VALUE`` overrides an Airflow setting (``AIRFLOW__`` prefix added).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from airflow_stack import AirflowStack, _pg_admin, descendants, pg_uri  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of a process tree: each live process's own time plus what it reaped from its children."""
+    total = 0
+    for pid in [root, *descendants(root)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / TICKS
+
+
+def stack_cpu(stack: AirflowStack) -> float:
+    return sum(tree_cpu(p.pid) for p in stack.processes)
+
+
+def sync_instances(stack: AirflowStack, run_id: str) -> list[dict]:
+    """Every ``sync_source`` instance of the run (the API answers 100 per page)."""
+    found: list[dict] = []
+    while True:
+        page = stack.api("GET", f"/api/v2/dags/source_registry_runner/dagRuns/{run_id}/taskInstances",
+                         params={"task_id": "sync_source", "limit": 100, "offset": len(found)})
+        found += page["task_instances"]
+        if not page["task_instances"] or len(found) >= page["total_entries"]:
+            return found
+
+
+def parse_time(text: str | None) -> float | None:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text).timestamp() if text else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sources", type=int, default=500)
+    parser.add_argument("--records", type=int, default=2000)
+    parser.add_argument("--cycles", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=None, help="[celery] worker_concurrency (stack default)")
+    parser.add_argument("--tree", type=Path, default=REPO, help="checkout whose dags/ and plugins/ run")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION__KEY=VALUE")
+    args = parser.parse_args()
+    n, tree = args.sources, args.tree.resolve()
+    sys.path.insert(0, str(REPO / "plugins"))
+
+    tag = uuid.uuid4().hex[:6]
+    registry = f"bench_regcluster_{tag}"
+    _pg_admin(f'CREATE DATABASE "{registry}"')
+    directory = Path(tempfile.mkdtemp(prefix="bench_regcluster_"))
+    home = Path(tempfile.mkdtemp(prefix="bench_regcluster_home_"))
+    env = {"AIRFLOW_CONN_REGISTRY_DB": pg_uri(registry),
+           "AIRFLOW_VAR_DATASYNC_REGISTRY_POLICY": json.dumps({"file_roots": [str(directory)]}),
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # triggered cycles only
+           "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(tree / "plugins"),
+           "PYTHONPATH": str(tree / "plugins")}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        env[f"AIRFLOW__{key.upper()}"] = value
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_") or k.startswith("AIRFLOW_VAR_")})
+    options = {"worker_concurrency": args.concurrency} if args.concurrency else {}
+    stack = AirflowStack(home, metadata_db=f"bench_regcluster_{tag}_meta", workers=args.workers, env=env, **options)
+    results = []
+    try:
+        from bench_registry import register_all, write_sources
+        from datasync.db import connected
+        from datasync.migrate import migrate
+
+        migrate(["registry"])
+        write_sources(directory, n, args.records)
+        register_all(directory, n)
+        stack.prepare()
+        stack.start()
+        stack.wait_ready(dag_ids=["source_registry_runner"], timeout=300)
+        for sig in (signal.SIGINT, signal.SIGTERM):  # stop the stack, drop the databases (Airflow's handlers would not)
+            signal.signal(sig, lambda *_: sys.exit(130))
+        print(f"{n} sources x {args.records} records, {args.workers} workers x concurrency "
+              f"{stack.worker_concurrency}, tree {tree}, settings {args.set or 'default'}; load {os.getloadavg()}",
+              flush=True)
+        for cycle in range(args.cycles):
+            with connected("registry_db") as db:
+                db.execute("UPDATE data_source_registry SET next_sync = NULL").close()
+                db.commit()
+            load = os.getloadavg()[0]
+            cpu0, t0 = stack_cpu(stack), time.monotonic()
+            run_id = stack.trigger("source_registry_runner")
+            state = stack.wait_run("source_registry_runner", run_id, timeout=1800)
+            took, cpu = time.monotonic() - t0, stack_cpu(stack) - cpu0
+            tis = sync_instances(stack, run_id)
+            waits = [parse_time(ti["start_date"]) - parse_time(ti["queued_when"]) for ti in tis
+                     if ti.get("queued_when") and ti.get("start_date")]
+            runs = [parse_time(ti["end_date"]) - parse_time(ti["start_date"]) for ti in tis
+                    if ti.get("start_date") and ti.get("end_date")]
+            ok = sum(ti["state"] == "success" for ti in tis)
+            results.append((cycle, state, took, cpu, ok, waits, runs, load))
+            print(f"cycle {cycle + 1} ({'cold' if cycle == 0 else 'warm'}): {state}, {ok}/{n} sources ok, "
+                  f"{took:.1f} s, {cpu:.1f} CPU-s ({cpu / n:.3f} per source), "
+                  f"queue wait median {statistics.median(waits) if waits else 0:.2f} s, "
+                  f"task run median {statistics.median(runs) if runs else 0:.2f} s, load at start {load:.2f}",
+                  flush=True)
+    finally:
+        stack.stop()
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        _pg_admin(f'DROP DATABASE IF EXISTS "{registry}" WITH (FORCE)')
+    return 0 if results and all(r[1] == "success" and r[4] == n for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
