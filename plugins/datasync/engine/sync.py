@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from datasync.db import Database, connect
 from datasync.engine import state
+from datasync.engine.frame import RejectThresholdExceeded, RunFrame
 from datasync.engine.sources import RowsSource, SqlSource, Window
 from datasync.engine.state import Counts, Position, Reject
 from datasync.engine.table import TableInfo, check_columns
@@ -31,17 +32,6 @@ from datasync.identifiers import check_table_name
 log = logging.getLogger(__name__)
 
 Mode = Literal["incremental", "full", "upsert", "prune"]
-
-
-class RejectThresholdExceeded(RuntimeError):
-    def __init__(self, sync_name: str, rejects: list[Reject], limit: int):
-        self.rejects = rejects
-        shown = "; ".join(r.describe() for r in rejects[:3])
-        more = f" (+{len(rejects) - 3} more)" if len(rejects) > 3 else ""
-        super().__init__(
-            f"{sync_name}: {len(rejects)} row(s) rejected, more than max_rejects={limit}: {shown}{more}. "
-            "The page was rolled back; every reject is in sync_rejects."
-        )
 
 
 @dataclass
@@ -109,9 +99,9 @@ def _newer(a: Any, b: Any) -> bool:
 
 
 class SyncRun:
-    def __init__(self, spec: SyncSpec, source: SqlSource | RowsSource, target: Database, run_id: str | None):
-        self.spec, self.source, self.db, self.run_id = spec, source, target, run_id
-        self.table = TableInfo.load(target, spec.target_table)
+    def __init__(self, spec: SyncSpec, source: SqlSource | RowsSource, frame: RunFrame):
+        self.spec, self.source, self.frame, self.db = spec, source, frame, frame.db
+        self.table = TableInfo.load(self.db, spec.target_table)
         self.columns = list(spec.key) if spec.mode == "prune" else list(spec.columns or self.table.columns)
         self.table.require(self.columns, "columns to sync")
         self.table.require(list(spec.key) + ([spec.cursor_column] if spec.cursor_column else []), "key/cursor")
@@ -130,9 +120,7 @@ class SyncRun:
             missing = [c for c in self.columns if c not in source.columns]
             if missing:
                 raise ValueError(f"{spec.name}: rows carry no {missing}; they have {source.columns}")
-        self.counts = Counts()
-        self.rejects: list[Reject] = []
-        self.uncommitted: list[Reject] = []  # stored in the open transaction: a rollback loses them
+        self.counts = frame.counts[frame.name]
         self.order = ([spec.cursor_column] if spec.cursor_column and spec.mode == "incremental" else []) + list(spec.key)
 
     # -- pages ---------------------------------------------------------------------------------
@@ -142,7 +130,8 @@ class SyncRun:
         return bool(empty)
 
     def _passthrough(self) -> bool:
-        return isinstance(self.source, SqlSource) and self.source.open().is_postgres and self.db.is_postgres
+        # COPY straight from source to target: both Postgres
+        return isinstance(self.source, SqlSource) and self.source.open().dialect.copy_between(self.db.dialect)
 
     def _pages(self, writer, window: Window):
         """Yield (counts, rejects, last_row_position) per page, written but not committed."""
@@ -192,29 +181,8 @@ class SyncRun:
             if n < spec.batch_size:
                 return
 
-    def _check_rejects(self, rejects: list[Reject]) -> None:
-        if self.counts.rejected + len(rejects) > self.spec.max_rejects:
-            self.db.rollback()
-            self.uncommitted += rejects
-            self.keep_rejects_after_rollback()
-            self.counts.rejected += len(rejects)
-            raise RejectThresholdExceeded(self.spec.name, self.rejects + rejects, self.spec.max_rejects)
-
-    def keep_rejects_after_rollback(self) -> None:
-        """Every reject counted stays in sync_rejects, also when its page (or a full run) rolled back."""
-        if self.uncommitted:
-            state.write_rejects(self.db, self.spec.name, self.run_id, self.uncommitted)
-            self._commit()
-
-    def _commit(self) -> None:
-        self.db.commit()
-        self.uncommitted = []
-
-    def _accept(self, counts: Counts, rejects: list[Reject], writer) -> None:
-        self.counts.add(counts)
-        self.rejects += rejects
-        state.write_rejects(self.db, self.spec.name, self.run_id, rejects)
-        self.uncommitted += rejects
+    def _take(self, counts: Counts, rejects: list[Reject], writer) -> None:
+        self.frame.take(counts, rejects)
         repeated = writer.take_repeated()
         if counts.duplicates:
             shown = ", ".join(f"key {k[0] if len(k) == 1 else k!r} ({n} times)" for k, n in repeated)
@@ -234,13 +202,11 @@ class SyncRun:
         writer.direct = spec.bulk_load_empty and self.unique_keys and self._target_empty()
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
-                self._check_rejects(rejects)
-                self._accept(counts, rejects, writer)
+                self._take(counts, rejects, writer)
                 if value is not None and _newer(value, pos.value):
                     pos.value, pos.key = value, tuple(key) if key is not None else None
                 pos.rows_synced += counts.inserted + counts.updated
-                state.write_cursor(self.db, spec.name, pos)
-                self._commit()
+                self.frame.commit(pos)
                 log.debug("%s: page done (%s); cursor %s", spec.name, counts.sentence(), pos.value)
         finally:
             writer.close()
@@ -253,17 +219,22 @@ class SyncRun:
         top = None
         try:
             for counts, rejects, _last in self._pages(writer, Window(order=self.order)):
-                self._check_rejects(rejects)
-                self._accept(counts, rejects, writer)
-            if spec.delete_missing:
+                self._take(counts, rejects, writer)
+            self.frame.check_budget()  # the source's own rejects may come after the last page
+            if spec.delete_missing and self.frame.source_rejects:
+                # A row the source could not read may well still exist there: never delete what
+                # we cannot prove gone. The next clean full run deletes it.
+                self.frame.details[spec.name]["kept_missing"] = True
+                log.warning("%s: %d row(s) could not be read from the source; rows missing from it are not deleted "
+                            "this run", spec.name, len(self.frame.source_rejects))
+            elif spec.delete_missing:
                 self.counts.deleted = writer.delete_unseen()
             pos = state.read_cursor(self.db, spec.name)
             if spec.cursor_column:
                 col = self.db.quote(spec.cursor_column)
                 top = self.db.fetchone(f"SELECT MAX({col}) FROM {writer.target}")[0]
                 pos = Position(top, None, pos.rows_synced + self.counts.inserted + self.counts.updated)
-                state.write_cursor(self.db, spec.name, pos)
-            self._commit()  # rows, deletes and cursor land together
+            self.frame.commit(pos if spec.cursor_column else None)  # rows, deletes and cursor land together
         finally:
             writer.close()
         return pos
@@ -286,7 +257,7 @@ class SyncRun:
                 if len(keys) < spec.batch_size:
                     break
             self.counts.deleted = writer.delete_unseen()
-            self.db.commit()
+            self.frame.commit()
         finally:
             writer.close()
         return Position()
@@ -298,12 +269,12 @@ class SyncRun:
         pos = state.read_cursor(self.db, spec.name) if spec.cursor_column else Position()
         try:
             for counts, rejects, (value, _key) in self._pages(writer, Window(order=self.order)):
-                self._check_rejects(rejects)
-                self._accept(counts, rejects, writer)
-                if spec.cursor_column and value is not None and _newer(value, pos.value):
+                self._take(counts, rejects, writer)
+                moved = spec.cursor_column and value is not None and _newer(value, pos.value)
+                if moved:
                     pos.value = value
-                    state.write_cursor(self.db, spec.name, pos)
-                self._commit()
+                self.frame.commit(pos if moved else None)
+            self.frame.check_budget()
         finally:
             writer.close()
         return pos
@@ -318,38 +289,27 @@ def run_sync(
     run_start: dt.datetime | None = None,
     target: Database | None = None,
 ) -> SyncResult:
-    """Run one sync under a lock in the target database, logged in ``sync_log``."""
+    """Run one sync in its :class:`RunFrame` (lock, sync_log, reject budget) in the target database.
+    A :class:`RowsSource` whose producer rejects rows itself lists them in ``source.rejects``:
+    they count against ``max_rejects`` (their owner stores them)."""
     started = time.monotonic()
     run_start = run_start or dt.datetime.now(dt.timezone.utc)
     db = target or connect(target_conn_id)
     try:
-        with state.run_lock(db, spec.name, run_id, spec.mode, spec.lock_wait_seconds):
-            log_id = state.log_start(db, spec.name, run_id, spec.mode)
-            run = None
-            try:
-                run = SyncRun(spec, source, db, run_id)
-                pos = {"incremental": run.incremental, "full": run.full, "upsert": run.upsert, "prune": run.prune}[spec.mode](
-                    *([run_start] if spec.mode == "incremental" else [])
-                )
-            except Exception as exc:
-                try:
-                    db.rollback()
-                    if run:
-                        run.keep_rejects_after_rollback()
-                    state.log_finish(db, log_id, run.counts if run else Counts(), f"{type(exc).__name__}: {exc}"[:4000])
-                except Exception:  # a dead target connection: the next run marks this row abandoned
-                    log.warning("%s: could not record the failure in sync_log", spec.name)
-                raise
+        with RunFrame(db, spec.name, run_id, spec.mode, max_rejects=spec.max_rejects,
+                      lock_wait_seconds=spec.lock_wait_seconds,
+                      source_rejects=getattr(source, "rejects", None)) as frame:
+            run = SyncRun(spec, source, frame)
+            pos = {"incremental": run.incremental, "full": run.full, "upsert": run.upsert, "prune": run.prune}[spec.mode](
+                *([run_start] if spec.mode == "incremental" else [])
+            )
             result = SyncResult(spec.name, spec.mode, run.counts, time.monotonic() - started, pos.value,
-                                {"rejects": [r.describe() for r in run.rejects[:20]]})
-            state.log_finish(db, log_id, run.counts, None, result.as_dict())
-            log.info(result.summary(source.describe(), f"{target_conn_id}.{spec.target_table}"))
-            return result
+                                {**frame.details[spec.name], "rejects": [r.describe() for r in frame.rejects[:20]]})
+            frame.details[spec.name] = result.as_dict() | result.details
+        log.info(result.summary(source.describe(), f"{target_conn_id}.{spec.target_table}"))
+        return result
     finally:
         if isinstance(source, SqlSource):
             source.close()
         if target is None:
             db.close()
-
-
-

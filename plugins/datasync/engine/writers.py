@@ -451,7 +451,7 @@ def _not_older(new: Any, old: Any) -> bool:
 
 
 def writer_for(db: Database, *args, **kwargs) -> Writer:
-    return (PostgresWriter if db.is_postgres else MySqlWriter)(db, *args, **kwargs)
+    return db.dialect.writer_class()(db, *args, **kwargs)
 
 
 def batched(rows: Iterable[Any], size: int, convert: Callable[[Any], tuple] | None = None) -> Iterable[list]:
