@@ -92,6 +92,7 @@ class Counts:
     deleted: int = 0
     rejected: int = 0
     duplicates: int = 0  # same key more than once in a batch: the newest was kept
+    deferred: int = 0  # rows whose parent is not in the target yet: read again by the next run
 
     def add(self, other: Counts) -> None:
         for k, v in asdict(other).items():
@@ -102,7 +103,8 @@ class Counts:
 
     def sentence(self) -> str:
         parts = [f"{self.read} read", f"{self.inserted} inserted", f"{self.updated} updated", f"{self.unchanged} unchanged"]
-        parts += [f"{n} {k}" for k, n in (("deleted", self.deleted), ("rejected", self.rejected), ("duplicate keys merged", self.duplicates)) if n]
+        parts += [f"{n} {k}" for k, n in (("deleted", self.deleted), ("rejected", self.rejected), ("deferred", self.deferred),
+                                              ("duplicate keys merged", self.duplicates)) if n]
         return ", ".join(parts)
 
 
@@ -114,6 +116,7 @@ class Reject:
     value: Any
     reason: str
     row: dict = field(default_factory=dict)
+    missing_parent: bool = False  # a foreign key names a row the target does not have (yet)
 
     def describe(self) -> str:
         col = f" column {self.column}" if self.column else ""

@@ -51,6 +51,10 @@ class SyncSpec:
     lock_wait_seconds: float = 60.0
     delete_missing: bool = True  # full mode: delete target rows the source no longer has
     bulk_load_empty: bool = True  # an initial load into an empty table COPYs straight in (Postgres)
+    # Incremental, time cursor: a row whose parent (foreign key) is not in the target yet and whose
+    # cursor is within this of the run's upper bound is deferred, not rejected: the cursor stops
+    # before it and the next run reads it again (its parent committed meanwhile). Older: a reject.
+    defer_missing_parents: dt.timedelta | None = None
 
     def __post_init__(self):
         check_table_name(self.target_table)
@@ -190,6 +194,26 @@ class SyncRun:
                         "was kept%s", self.spec.name, counts.duplicates, f": {shown}" if shown else "")
 
     # -- modes ---------------------------------------------------------------------------------
+    def _defer(self, rejects: list[Reject], counts: Counts, upper: Any) -> tuple[list[Reject], Any]:
+        """Split out the rows to retry next run; returns the rest and the oldest deferred cursor value."""
+        spec, hold = self.spec, None
+        if spec.defer_missing_parents is None or upper is None:
+            return rejects, None
+        recent = upper - spec.defer_missing_parents
+        deferred = [r for r in rejects if r.missing_parent and r.row.get(spec.cursor_column) is not None
+                    and _newer(r.row[spec.cursor_column], recent)]
+        if not deferred:
+            return rejects, None
+        for r in deferred:
+            value = r.row[spec.cursor_column]
+            hold = value if hold is None or _newer(hold, value) else hold
+        counts.deferred += len(deferred)
+        details = self.frame.details[spec.name]
+        details["deferred_keys"] = (details.get("deferred_keys", []) + [r.key for r in deferred])[:50]
+        log.info("%s: %d row(s) wait for their parent row (%s); the next run reads them again", spec.name,
+                 len(deferred), deferred[0].describe())
+        return [r for r in rejects if r not in deferred], hold
+
     def incremental(self, run_start: dt.datetime) -> Position:
         spec = self.spec
         pos = state.read_cursor(self.db, spec.name)
@@ -200,9 +224,15 @@ class SyncRun:
         window = Window(order=self.order, cursor_column=spec.cursor_column, lower=_minus(pos.value, spec.lookback), upper=upper)
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, unique_keys=self.unique_keys)
         writer.direct = spec.bulk_load_empty and self.unique_keys and self._target_empty()
+        hold = None  # cursor value of the oldest deferred row: the cursor never passes it
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
+                rejects, held = self._defer(rejects, counts, upper)
                 self._take(counts, rejects, writer)
+                if held is not None and (hold is None or _newer(hold, held)):
+                    hold = held
+                if hold is not None and value is not None and _newer(value, hold):
+                    value, key = hold, None
                 if value is not None and _newer(value, pos.value):
                     pos.value, pos.key = value, tuple(key) if key is not None else None
                 pos.rows_synced += counts.inserted + counts.updated
