@@ -5,28 +5,10 @@ import datetime as dt
 import threading
 import time
 
-import pytest
-
 from datasync.engine import SqlSource, SyncSpec, run_sync
-from datasync.lifecycle import SOURCE_CONN, TABLES, TARGET_CONN, seed_demo
+from datasync.lifecycle import SOURCE_CONN, TABLES, TARGET_CONN
 
 UTC = dt.timezone.utc
-
-
-@pytest.fixture
-def dbs(database_factory, airflow_db):
-    from datasync.migrate import TARGETS, migrate
-
-    src = database_factory("postgres", "lifecycle")
-    tgt = database_factory("postgres", "pmo")
-    src.bind(TARGETS["lifecycle"].conn_id)
-    tgt.bind(TARGETS["pmo"].conn_id)
-    migrate(["lifecycle", "pmo"])
-    conn = src.connect()
-    conn.autocommit = False
-    seed_demo(conn)
-    conn.close()
-    return src, tgt
 
 
 def sync(table, run_start: dt.datetime, run_id: str, batch_size: int = 20):
@@ -76,7 +58,7 @@ def test_rows_committed_during_a_run_wait_for_the_next(dbs):
         if table.name == "products":
             # A product committed late with a timestamp before the run's moment (a long
             # transaction): its history row is read, its product was not.
-            add_product_with_history(src, 20_000, "%s" % f"'{(moment - dt.timedelta(seconds=5)).isoformat()}'")
+            add_product_with_history(src, 20_000, f"'{(moment - dt.timedelta(seconds=5)).isoformat()}'")
     stop.set()
     writer.join()
     assert len(added) > 5, "the application committed during the run"

@@ -3,7 +3,6 @@ so memory stays flat and every page is a consistent restart point), or any itera
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any

@@ -8,7 +8,11 @@ Full refresh: every page and the delete of rows the source no longer has are one
 
 Rejects: a page's bad rows go to ``sync_rejects``. While the run's rejects stay within
 ``max_rejects`` the good rows commit with the cursor; past it the page is rolled back (rows
-and cursor), its rejects are kept for diagnosis, and the run fails naming the first ones.
+and cursor), its rejects are kept for diagnosis, and the run fails naming the first ones
+(the lock, the run log and this budget are the :class:`~datasync.engine.frame.RunFrame`'s).
+
+Deferred (``defer_missing_parents``): a row whose parent is not in the target yet is not a
+reject; the cursor stops before it, so the next run reads it again.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any, Literal
 
 from datasync.db import Database, connect
 from datasync.engine import state
-from datasync.engine.frame import RejectThresholdExceeded, RunFrame
+from datasync.engine.frame import RejectThresholdExceeded, RunFrame  # noqa: F401 (the engine exports it)
 from datasync.engine.sources import RowsSource, SqlSource, Window
 from datasync.engine.state import Counts, Position, Reject
 from datasync.engine.table import TableInfo, check_columns
