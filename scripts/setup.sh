@@ -21,6 +21,9 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null || missing+=(default-libmysqlclient-dev)
 command -v gcc >/dev/null || missing+=(build-essential)
 "$PY" -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+# the Data sync page's browser test: Debian's chromium and the chromedriver of the same build
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ "$WITH_SERVERS" = 1 ]; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)

@@ -83,6 +83,16 @@ class Dialect:
         """Can rows COPY from a server of this dialect straight into ``target``?"""
         return False
 
+    def read_only_session(self, db: Database, timeout_seconds: int) -> None:
+        """The session never writes and gives up on a statement after ``timeout_seconds``."""
+        raise NotImplementedError
+
+    def table_exists(self, db: Database, table: str) -> bool:
+        raise NotImplementedError
+
+    def has_column(self, db: Database, table: str, column: str) -> bool:
+        raise NotImplementedError
+
     def read_only_stream(self, db: Database, batch_size: int):
         """A cursor that streams a read-only query's rows from the server, ``batch_size`` at a time."""
         raise NotImplementedError
@@ -141,6 +151,18 @@ class PostgresDialect(Dialect):
 
     def copy_between(self, target: Dialect) -> bool:
         return isinstance(target, PostgresDialect)
+
+    def read_only_session(self, db: Database, timeout_seconds: int) -> None:
+        db.execute(f"SET statement_timeout = {int(timeout_seconds) * 1000}").close()
+        db.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").close()
+
+    def table_exists(self, db: Database, table: str) -> bool:
+        return bool(db.fetchone("SELECT to_regclass(%s) IS NOT NULL", (f"public.{table}",))[0])
+
+    def has_column(self, db: Database, table: str, column: str) -> bool:
+        # the catalog itself: information_schema's views cost a new session ~100 ms to plan
+        return bool(db.fetchone("SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
+                                "AND NOT attisdropped", (table, column))[0])
 
     def read_only_stream(self, db: Database, batch_size: int):
         db.conn.read_only = True  # takes effect at the next transaction
@@ -205,6 +227,23 @@ class MySqlDialect(Dialect):
         from datasync.engine.writers import MySqlWriter
 
         return MySqlWriter
+
+    def read_only_session(self, db: Database, timeout_seconds: int) -> None:
+        db.execute("SET SESSION TRANSACTION READ ONLY").close()
+        for sql in (f"SET SESSION max_statement_time = {int(timeout_seconds)}",  # MariaDB
+                    f"SET SESSION max_execution_time = {int(timeout_seconds) * 1000}"):  # MySQL, TiDB
+            try:
+                db.execute(sql).close()
+            except Exception:  # the other server's variable
+                pass
+
+    def table_exists(self, db: Database, table: str) -> bool:
+        return bool(db.fetchone("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+                                "AND table_name = %s", (table,))[0])
+
+    def has_column(self, db: Database, table: str, column: str) -> bool:
+        return bool(db.fetchone("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+                                "AND table_name = %s AND column_name = %s", (table, column))[0])
 
     def read_only_stream(self, db: Database, batch_size: int):
         import MySQLdb.cursors

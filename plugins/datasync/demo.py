@@ -119,4 +119,18 @@ def run_demo() -> int:
         demo.say(f"step {ref}")
         getattr(importlib.import_module(module), func)(demo)
     demo.say("done")
+    how_to_open_the_page(demo)
     return 0
+
+
+def how_to_open_the_page(demo: Demo) -> None:
+    """The Data sync page on the demo databases: Airflow's API server with the demo connections."""
+    root = REPO_ROOT
+    env = [f"AIRFLOW_HOME={root / '.airflow'}", f"AIRFLOW__CORE__DAGS_FOLDER={root / 'dags'}",
+           f"AIRFLOW__CORE__PLUGINS_FOLDER={root / 'plugins'}", "AIRFLOW__CORE__LOAD_EXAMPLES=False",
+           f"PYTHONPATH={root / 'plugins'}"] + [f"AIRFLOW_CONN_{c.upper()}={_uri(c)}" for c in DEMO_DATABASES]
+    command = " \\\n    ".join(["env", *env, f"{root / '.venv' / 'bin' / 'airflow'} api-server --port 8080"])
+    demo.say("The Data sync page on the demo data: start Airflow's API server with the demo connections")
+    print(f"\n  {command}\n", flush=True)
+    demo.say("then open http://localhost:8080/datasync/ (or 'Data sync' in the Airflow UI) and sign in as admin; "
+             f"the password is in {root / '.airflow' / 'simple_auth_manager_passwords.json.generated'}")

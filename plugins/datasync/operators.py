@@ -116,8 +116,8 @@ class SyncTableOperator(BaseOperator):
             defer_missing_parents=self.defer_missing_parents,
         )
         source = SqlSource(self.source_conn_id, table=self.source_table, query=self.source_query)
-        result = run_sync(spec, source, self.target_conn_id, run_id=context.get("run_id"), run_start=run_moment(context))
-        self.log.info(result.summary(source.describe(), f"{self.target_conn_id}.{self.target_table}"))
+        result = run_sync(spec, source, self.target_conn_id, run_id=context.get("run_id"),  # logs the summary
+                          run_start=run_moment(context))
         return result.as_dict()
 
 

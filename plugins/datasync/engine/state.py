@@ -182,8 +182,20 @@ def _value_text(value: Any) -> str | None:
     return safe if isinstance(safe, str) else json.dumps(safe, allow_nan=False)
 
 
+def task_instance() -> tuple[str | None, str | None, int | None, int | None]:
+    """(dag_id, task_id, map_index, try_number) of the Airflow task running this code, or Nones."""
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+        return ti.dag_id, ti.task_id, ti.map_index, ti.try_number
+    except Exception:  # not inside a task (a script, a test): the row just has no task instance
+        return None, None, None, None
+
+
 def log_start(db: Database, sync_name: str, run_id: str | None, mode: str) -> int:
-    """Open a sync_log row (committed at once, so a crashed run still shows up)."""
+    """Open a sync_log row (committed at once, so a crashed run still shows up), naming the
+    task instance that runs it so the Data sync page can link to its log."""
     # A 'running' row of this sync left by a killed process: we hold the lock now, so it is dead.
     db.execute(
         "UPDATE sync_log SET status = 'failed', error = 'abandoned: the run died without finishing (killed worker?)' "
@@ -191,7 +203,8 @@ def log_start(db: Database, sync_name: str, run_id: str | None, mode: str) -> in
         (sync_name,),
     )
     log_id = db.dialect.insert_returning_id(
-        db, "INSERT INTO sync_log (sync_name, run_id, mode, status) VALUES (%s, %s, %s, 'running')", (sync_name, run_id, mode))
+        db, "INSERT INTO sync_log (sync_name, run_id, mode, status, dag_id, task_id, map_index, try_number) "
+        "VALUES (%s, %s, %s, 'running', %s, %s, %s, %s)", (sync_name, run_id, mode, *task_instance()))
     db.commit()
     return int(log_id)
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from datasync.db import Database, connect
 from datasync.engine import state
 from datasync.engine.frame import RejectThresholdExceeded, RunFrame  # noqa: F401 (the engine exports it)
+from datasync.engine.progress import Progress, source_total
 from datasync.engine.sources import RowsSource, SqlSource, Window
 from datasync.engine.state import Counts, Position, Reject
 from datasync.engine.table import TableInfo, check_columns
@@ -229,6 +230,7 @@ class SyncRun:
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, unique_keys=self.unique_keys)
         writer.direct = spec.bulk_load_empty and self.unique_keys and self._target_empty()
         hold = None  # cursor value of the oldest deferred row: the cursor never passes it
+        progress = Progress(spec.name, source_total(self.source, self.columns, window))
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
                 rejects, held = self._defer(rejects, counts, upper)
@@ -241,7 +243,7 @@ class SyncRun:
                     pos.value, pos.key = value, tuple(key) if key is not None else None
                 pos.rows_synced += counts.inserted + counts.updated
                 self.frame.commit(pos)
-                log.debug("%s: page done (%s); cursor %s", spec.name, counts.sentence(), pos.value)
+                progress.page(counts.read)
         finally:
             writer.close()
         return pos
@@ -251,9 +253,12 @@ class SyncRun:
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, track_seen=True,
                             unique_keys=self.unique_keys)
         top = None
+        window = Window(order=self.order)
+        progress = Progress(spec.name, source_total(self.source, self.columns, window), committed=False)
         try:
-            for counts, rejects, _last in self._pages(writer, Window(order=self.order)):
+            for counts, rejects, _last in self._pages(writer, window):
                 self._take(counts, rejects, writer)
+                progress.page(counts.read)
             self.frame.check_budget()  # the source's own rejects may come after the last page
             if spec.delete_missing and self.frame.source_rejects:
                 # A row the source could not read may well still exist there: never delete what
@@ -301,13 +306,16 @@ class SyncRun:
         spec = self.spec
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column)
         pos = state.read_cursor(self.db, spec.name) if spec.cursor_column else Position()
+        window = Window(order=self.order)
+        progress = Progress(spec.name, source_total(self.source, self.columns, window))
         try:
-            for counts, rejects, (value, _key) in self._pages(writer, Window(order=self.order)):
+            for counts, rejects, (value, _key) in self._pages(writer, window):
                 self._take(counts, rejects, writer)
                 moved = spec.cursor_column and value is not None and _newer(value, pos.value)
                 if moved:
                     pos.value = value
                 self.frame.commit(pos if moved else None)
+                progress.page(counts.read)
             self.frame.check_budget()
         finally:
             writer.close()
