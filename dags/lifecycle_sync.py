@@ -9,6 +9,9 @@ Mirrors the product lifecycle tables from **`lifecycle_db`** into **`pmo_db`** e
   `pmo_db.sync_cursors` and moves with each committed batch.
 * **`full_refresh`** re-reads everything and then removes rows deleted at the source,
   children before parents.
+* Every table is read up to the same moment (the run's start), so a product and its stage history
+  arrive in the same run; a history row whose product committed too late waits for the next run
+  (`deferred` in `sync_log.details`, never a reject, never skipped).
 * Rows `pmo_db` refuses (NULL name, unknown segment or stage, negative `harga`) go to
   `pmo_db.sync_rejects` with the id and reason; up to `max_rejects` per table the rest still
   lands, past it the task fails.
@@ -52,6 +55,9 @@ with DAG(
             mode="{{ 'full' if params.full_refresh else 'incremental' }}",
             delete_missing=False,  # deletes run after all upserts, children first (below)
             lookback=timedelta(minutes=10),
+            # every task reads up to the run's moment; a child whose parent committed too late
+            # for this run waits for the next one (counted as deferred in sync_log)
+            defer_missing_parents=timedelta(days=1),
             max_rejects="{{ params.max_rejects }}",
             **table_task,
         )

@@ -39,7 +39,7 @@ def _status(names: list[str]) -> int:
             raise MigrationError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
         target = TARGETS[name]
         with connected(target.conn_id) as db:
-            schema = "current_schema()" if db.is_postgres else "DATABASE()"
+            schema = db.dialect.current_schema
             (has_ledger,) = db.fetchone("SELECT count(*) FROM information_schema.tables "
                                         f"WHERE table_name = %s AND table_schema = {schema}", (LEDGER,))
             applied = {v for (v,) in db.fetchall(f"SELECT version FROM {LEDGER}")} if has_ledger else set()

@@ -7,6 +7,7 @@ family) plus its dialect, so SQL differences are decided in one place.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import time
 from collections.abc import Iterator
@@ -18,6 +19,247 @@ POSTGRES = "postgres"
 MYSQL = "mysql"  # MySQL and MariaDB
 TIDB = "tidb"
 MYSQL_FAMILY = (MYSQL, TIDB)
+
+
+class Dialect:
+    """What differs between server families, in one object per family (the SQL a caller would
+    otherwise branch on). ``Database.dialect`` carries it; nothing else asks which server it is."""
+
+    name: str
+    family: str  # "postgres" or "mysql": which SQL files and drivers apply
+    quote_char: str
+    now: str  # the current time, microseconds
+    current_schema: str
+    supports_procedures = False
+    lock_poll_seconds: float
+    aware_params = False  # does the server compare timezone-aware datetimes itself?
+    strict_values = False  # refuses NUL in text and NaN/infinity outside float columns
+    transactional_ddl = False  # does a rollback undo CREATE/ALTER?
+    private_tables = False  # tables made private to the owner (Postgres grants; see migrate.make_private)
+    timestamp_column: str  # a "created at" column type with its default
+
+    def table_columns(self, db: Database, schema: str, table: str) -> tuple[list[tuple], list[tuple]]:
+        """``information_schema`` rows of a table's columns (name, data_type, nullable, max length,
+        full type, precision, scale) and its primary key columns, in order."""
+        raise NotImplementedError
+
+    def quote(self, identifier: str) -> str:
+        q = self.quote_char
+        return q + identifier.replace(q, q + q) + q
+
+    def elapsed_ms(self, column: str) -> str:
+        raise NotImplementedError
+
+    def try_lock(self, db: Database, key: str) -> bool:
+        raise NotImplementedError
+
+    def unlock(self, db: Database, key: str) -> None:
+        raise NotImplementedError
+
+    def insert_returning_id(self, db: Database, sql: str, params: Any) -> int:
+        raise NotImplementedError
+
+    def upsert_sql(self, table: str, columns: list[str], key: list[str], values: list[str] | None = None) -> str:
+        """``INSERT`` of ``columns`` (``values``: SQL per column, default ``%s``) that overwrites the
+        non-key columns of a row whose ``key`` exists."""
+        q = self.quote
+        values = values or ["%s"] * len(columns)
+        return (f"INSERT INTO {table} ({', '.join(q(c) for c in columns)}) VALUES ({', '.join(values)}) "
+                + self._on_conflict(key, [c for c in columns if c not in key]))
+
+    def _on_conflict(self, key: list[str], rest: list[str]) -> str:
+        raise NotImplementedError
+
+    def param(self, value: Any) -> Any:
+        """A Python value as this server compares it (MySQL DATETIME holds naive UTC)."""
+        if not self.aware_params and isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value
+
+    def writer_class(self):
+        raise NotImplementedError
+
+    def copy_between(self, target: Dialect) -> bool:
+        """Can rows COPY from a server of this dialect straight into ``target``?"""
+        return False
+
+    def read_only_session(self, db: Database, timeout_seconds: int) -> None:
+        """The session never writes and gives up on a statement after ``timeout_seconds``."""
+        raise NotImplementedError
+
+    def table_exists(self, db: Database, table: str) -> bool:
+        raise NotImplementedError
+
+    def has_column(self, db: Database, table: str, column: str) -> bool:
+        raise NotImplementedError
+
+    def read_only_stream(self, db: Database, batch_size: int):
+        """A cursor that streams a read-only query's rows from the server, ``batch_size`` at a time."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} dialect>"
+
+
+class PostgresDialect(Dialect):
+    name = family = POSTGRES
+    quote_char = '"'
+    now = "now()"
+    current_schema = "current_schema()"
+    lock_poll_seconds = 0.5
+    aware_params = True
+    strict_values = True
+    transactional_ddl = True
+    private_tables = True
+    timestamp_column = "TIMESTAMPTZ NOT NULL DEFAULT now()"
+
+    def table_columns(self, db: Database, schema: str, table: str) -> tuple[list[tuple], list[tuple]]:
+        schema_sql = "%s" if schema else self.current_schema
+        rows = db.fetchall(
+            "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length, udt_name, numeric_precision, numeric_scale "
+            f"FROM information_schema.columns WHERE table_schema = {schema_sql} AND table_name = %s ORDER BY ordinal_position",
+            (schema, table) if schema else (table,),
+        )
+        pk = db.fetchall(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
+            (self.quote(schema) + "." + self.quote(table) if schema else self.quote(table),),
+        ) if rows else []
+        return rows, pk
+
+    def elapsed_ms(self, column: str) -> str:
+        return f"(EXTRACT(EPOCH FROM (now() - {column})) * 1000)::bigint"
+
+    def try_lock(self, db: Database, key: str) -> bool:
+        return bool(db.fetchone("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))[0])
+
+    def unlock(self, db: Database, key: str) -> None:
+        db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,)).close()
+
+    def insert_returning_id(self, db: Database, sql: str, params: Any) -> int:
+        return int(db.fetchone(sql + " RETURNING id", params)[0])
+
+    def _on_conflict(self, key: list[str], rest: list[str]) -> str:
+        q = self.quote
+        return (f"ON CONFLICT ({', '.join(q(k) for k in key)}) DO UPDATE SET "
+                + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in rest))
+
+    def writer_class(self):
+        from datasync.engine.writers import PostgresWriter
+
+        return PostgresWriter
+
+    def copy_between(self, target: Dialect) -> bool:
+        return isinstance(target, PostgresDialect)
+
+    def read_only_session(self, db: Database, timeout_seconds: int) -> None:
+        db.execute(f"SET statement_timeout = {int(timeout_seconds) * 1000}").close()
+        db.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").close()
+
+    def table_exists(self, db: Database, table: str) -> bool:
+        return bool(db.fetchone("SELECT to_regclass(%s) IS NOT NULL", (f"public.{table}",))[0])
+
+    def has_column(self, db: Database, table: str, column: str) -> bool:
+        # the catalog itself: information_schema's views cost a new session ~100 ms to plan
+        return bool(db.fetchone("SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
+                                "AND NOT attisdropped", (table, column))[0])
+
+    def read_only_stream(self, db: Database, batch_size: int):
+        db.conn.read_only = True  # takes effect at the next transaction
+        cur = db.conn.cursor(name="datasync_stream")  # named = server-side cursor
+        cur.itersize = batch_size
+        return cur
+
+
+class MySqlDialect(Dialect):
+    """MySQL and MariaDB."""
+
+    name = family = MYSQL
+    quote_char = "`"
+    now = "CURRENT_TIMESTAMP(6)"
+    current_schema = "DATABASE()"
+    supports_procedures = True
+    lock_poll_seconds = 0.0  # GET_LOCK itself waits a second
+    timestamp_column = "TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
+
+    def table_columns(self, db: Database, schema: str, table: str) -> tuple[list[tuple], list[tuple]]:
+        schema_sql = "%s" if schema else self.current_schema
+        where = (schema, table) if schema else (table,)
+        rows = db.fetchall(
+            "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length, column_type, numeric_precision, numeric_scale "
+            f"FROM information_schema.columns WHERE table_schema = {schema_sql} AND table_name = %s ORDER BY ordinal_position",
+            where,
+        )
+        pk = db.fetchall(
+            "SELECT column_name FROM information_schema.key_column_usage "
+            f"WHERE table_schema = {schema_sql} AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
+            where,
+        )
+        if rows and "mariadb" in db.version.lower():
+            # MariaDB's JSON is LONGTEXT with a json_valid() check: treat those columns as JSON.
+            json_cols = {r[0] for r in db.fetchall(
+                "SELECT constraint_name FROM information_schema.check_constraints WHERE constraint_schema = "
+                f"{schema_sql} AND table_name = %s AND check_clause LIKE 'json_valid(%%'",
+                where,
+            )}
+            rows = [(r[0], "json" if r[0] in json_cols else r[1], *r[2:]) for r in rows]
+        return rows, pk
+
+    def elapsed_ms(self, column: str) -> str:
+        return f"TIMESTAMPDIFF(MICROSECOND, {column}, CURRENT_TIMESTAMP(6)) DIV 1000"
+
+    def try_lock(self, db: Database, key: str) -> bool:
+        return db.fetchone("SELECT GET_LOCK(%s, %s)", (key, 1))[0] == 1
+
+    def unlock(self, db: Database, key: str) -> None:
+        db.execute("SELECT RELEASE_LOCK(%s)", (key,)).close()
+
+    def insert_returning_id(self, db: Database, sql: str, params: Any) -> int:
+        cur = db.execute(sql, params)
+        cur.close()
+        return int(cur.lastrowid)
+
+    def _on_conflict(self, key: list[str], rest: list[str]) -> str:
+        q = self.quote
+        return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{q(c)} = VALUES({q(c)})" for c in rest)
+
+    def writer_class(self):
+        from datasync.engine.writers import MySqlWriter
+
+        return MySqlWriter
+
+    def read_only_session(self, db: Database, timeout_seconds: int) -> None:
+        db.execute("SET SESSION TRANSACTION READ ONLY").close()
+        for sql in (f"SET SESSION max_statement_time = {int(timeout_seconds)}",  # MariaDB
+                    f"SET SESSION max_execution_time = {int(timeout_seconds) * 1000}"):  # MySQL, TiDB
+            try:
+                db.execute(sql).close()
+            except Exception:  # the other server's variable
+                pass
+
+    def table_exists(self, db: Database, table: str) -> bool:
+        return bool(db.fetchone("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+                                "AND table_name = %s", (table,))[0])
+
+    def has_column(self, db: Database, table: str, column: str) -> bool:
+        return bool(db.fetchone("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+                                "AND table_name = %s AND column_name = %s", (table, column))[0])
+
+    def read_only_stream(self, db: Database, batch_size: int):
+        import MySQLdb.cursors
+
+        db.execute("SET TRANSACTION READ ONLY").close()
+        return db.conn.cursor(MySQLdb.cursors.SSCursor)  # unbuffered: rows stream from the server
+
+
+class TiDBDialect(MySqlDialect):
+    """TiDB speaks MySQL's SQL, without stored procedures."""
+
+    name = TIDB
+    supports_procedures = False
+
+
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (PostgresDialect(), MySqlDialect(), TiDBDialect())}
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -35,22 +277,17 @@ class LockTimeout(RuntimeError):
 @dataclass
 class Database:
     conn_id: str
-    dialect: str  # POSTGRES, MYSQL or TIDB
+    dialect: Dialect
     conn: Any  # DB-API connection, autocommit off
     version: str
 
     @property
-    def is_postgres(self) -> bool:
-        return self.dialect == POSTGRES
-
-    @property
     def supports_procedures(self) -> bool:
-        return self.dialect == MYSQL
+        return self.dialect.supports_procedures
 
     def quote(self, identifier: str) -> str:
         """Quote a validated identifier (see ``datasync.identifiers``) for this dialect."""
-        q = '"' if self.is_postgres else "`"
-        return q + identifier.replace(q, q + q) + q
+        return self.dialect.quote(identifier)
 
     def cursor(self):
         return self.conn.cursor()
@@ -94,7 +331,7 @@ class Database:
             pass
 
     def describe(self) -> str:
-        return f"'{self.conn_id}' ({self.dialect}, {self.version})"
+        return f"'{self.conn_id}' ({self.dialect.name}, {self.version})"
 
 
 def _dialect_of(conn_type: str) -> str:
@@ -165,7 +402,7 @@ def connect(conn_id: str) -> Database:
         raise
     except Exception as exc:  # driver errors differ per driver; the message is what matters
         raise DatabaseUnavailable(f"cannot connect to '{conn_id}' ({family} at {where}): {exc}".strip()) from exc
-    return Database(conn_id=conn_id, dialect=dialect, conn=conn, version=version)
+    return Database(conn_id=conn_id, dialect=DIALECTS[dialect], conn=conn, version=version)
 
 
 @contextmanager
@@ -192,10 +429,7 @@ def named_lock(db: Database, name: str, wait_seconds: float = 60) -> Iterator[No
     deadline = time.monotonic() + wait_seconds
     key = _lock_key(name)
     while True:
-        if db.is_postgres:
-            got = db.fetchone("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))[0]
-        else:
-            got = db.fetchone("SELECT GET_LOCK(%s, %s)", (key, 1))[0] == 1
+        got = db.dialect.try_lock(db, key)
         db.commit()
         if got:
             break
@@ -204,16 +438,13 @@ def named_lock(db: Database, name: str, wait_seconds: float = 60) -> Iterator[No
                 f"'{name}' is already running against {db.describe()}; waited {wait_seconds:.0f}s. "
                 "Let the other run finish (or kill it) and retry."
             )
-        time.sleep(0.5 if db.is_postgres else 0)
+        time.sleep(db.dialect.lock_poll_seconds)
     try:
         yield
     finally:
         try:
             db.rollback()
-            if db.is_postgres:
-                db.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
-            else:
-                db.execute("SELECT RELEASE_LOCK(%s)", (key,))
+            db.dialect.unlock(db, key)
             db.commit()
         except Exception:  # a dead session has already dropped its lock
             pass

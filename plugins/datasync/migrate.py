@@ -136,11 +136,11 @@ def statements(sql: str) -> list[str]:
 
 
 def _check_kind(target: Target, db: Database) -> None:
-    if target.family == POSTGRES and not db.is_postgres:
+    if target.family == POSTGRES and db.dialect.family != POSTGRES:
         raise WrongServerKind(
             f"target '{target.name}' needs PostgreSQL, but connection '{target.conn_id}' points to {db.version}"
         )
-    if target.family != POSTGRES and db.dialect not in MYSQL_FAMILY:
+    if target.family != POSTGRES and db.dialect.name not in MYSQL_FAMILY:
         raise WrongServerKind(
             f"target '{target.name}' needs a MySQL-family server (TiDB, MySQL, MariaDB), "
             f"but connection '{target.conn_id}' points to {db.version}"
@@ -148,8 +148,8 @@ def _check_kind(target: Target, db: Database) -> None:
 
 
 def _ensure_ledger(db: Database) -> dict[str, str]:
-    ts = "TIMESTAMPTZ NOT NULL DEFAULT now()" if db.is_postgres else "TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
-    new = db.is_postgres and db.fetchone("SELECT to_regclass(%s) IS NULL", (LEDGER,))[0]
+    ts = db.dialect.timestamp_column
+    new = db.dialect.private_tables and db.fetchone("SELECT to_regclass(%s) IS NULL", (LEDGER,))[0]
     db.execute(
         f"CREATE TABLE IF NOT EXISTS {LEDGER} (version VARCHAR(200) PRIMARY KEY, name VARCHAR(200) NOT NULL, "
         f"checksum CHAR(64) NOT NULL, applied_at {ts})"
@@ -181,7 +181,7 @@ def _apply(db: Database, mig: Migration, replace: bool) -> None:
         except Exception as exc:
             db.rollback()
             first_line = " ".join(stmt.split())[:160]
-            undone = "rolled back" if db.is_postgres else "NOT rolled back (MySQL DDL commits itself); fix and rerun"
+            undone = "rolled back" if db.dialect.transactional_ddl else "NOT rolled back (MySQL DDL commits itself); fix and rerun"
             raise MigrationError(f"{mig.path} failed ({undone}) at statement: {first_line}\n  error: {exc}") from exc
     if replace:
         db.execute(f"DELETE FROM {LEDGER} WHERE version = %s", (mig.version,))

@@ -27,6 +27,16 @@ def _as_timedelta(value: Any) -> Any:
     return value
 
 
+def run_moment(context) -> dt.datetime | None:
+    """The moment a DAG run stands for, the same for all its tasks and for any rerun of one:
+    ``run_after`` (when the run became due), else its data interval's end."""
+    dag_run = context.get("dag_run")
+    for moment in (getattr(dag_run, "run_after", None), context.get("data_interval_end")):
+        if isinstance(moment, dt.datetime):
+            return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return None
+
+
 class SyncTableOperator(BaseOperator):
     """Sync ``source_table`` (or ``source_query``) on ``source_conn_id`` into ``target_table`` on
     ``target_conn_id`` by ``key``.
@@ -41,6 +51,12 @@ class SyncTableOperator(BaseOperator):
     :param bulk_load_empty: an initial load into an empty Postgres table is COPYed straight in
         (no staging table); the first error falls back to staging + merge. False turns it off.
     :param sync_name: names the cursor, lock and log rows; default ``<dag_id>.<task_id>``.
+    :param defer_missing_parents: a row whose parent row is not in the target yet (and whose cursor
+        is within this of the run's upper bound) waits for the next run instead of being rejected.
+
+    Every task of a DAG run reads up to the same moment: the run's ``run_after`` (else the end of
+    its data interval) minus ``safety_lag``, so parent and child tables synced by separate tasks
+    agree, also when one task is cleared and rerun later.
     """
 
     template_fields: Sequence[str] = (
@@ -70,10 +86,12 @@ class SyncTableOperator(BaseOperator):
         lock_wait_seconds: float = 60,
         delete_missing: bool = True,
         bulk_load_empty: bool = True,
+        defer_missing_parents: dt.timedelta | float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.delete_missing, self.bulk_load_empty = delete_missing, bulk_load_empty
+        self.defer_missing_parents = _as_timedelta(defer_missing_parents)
         self.source_conn_id, self.target_conn_id = source_conn_id, target_conn_id
         self.source_table, self.source_query, self.target_table = source_table, source_query, target_table
         self.key, self.columns, self.cursor_column = list(key), columns, cursor_column
@@ -98,8 +116,10 @@ class SyncTableOperator(BaseOperator):
             lock_wait_seconds=self.lock_wait_seconds,
             delete_missing=self.delete_missing,
             bulk_load_empty=self.bulk_load_empty,
+            defer_missing_parents=self.defer_missing_parents,
         )
         source = SqlSource(self.source_conn_id, table=self.source_table, query=self.source_query)
-        result = run_sync(spec, source, self.target_conn_id, run_id=context.get("run_id"))  # logs the summary
+        result = run_sync(spec, source, self.target_conn_id, run_id=context.get("run_id"),  # logs the summary
+                          run_start=run_moment(context))
         return result.as_dict()
 

@@ -104,6 +104,9 @@ def test_sigkill_mid_page_then_rerun_converges(src_tgt, stall_at, preloaded):
     assert 0 < landed < ROWS and landed % 500 == 0, "only whole pages commit"
     pos = _assert_consistent(tgt)
     assert pos is not None
+    # The killed attempt's own row says what it had committed: its counts moved with each page.
+    (status, read, inserted, updated), = tgt.query("SELECT status, rows_read, rows_inserted, rows_updated FROM sync_log")
+    assert status == "running" and read == inserted + updated == landed
 
     tgt.query("DROP TRIGGER stall ON items")  # the stall is gone; rerun the same sync
     result = run_sync(

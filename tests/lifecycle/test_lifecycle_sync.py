@@ -4,7 +4,6 @@
 import pytest
 
 from datasync.lifecycle import TABLES
-from devtools.demo.lifecycle import load_demo_rows
 from harness import load_dag, run_dag, task_states
 
 COLUMNS = {
@@ -13,22 +12,6 @@ COLUMNS = {
     "products": "id, nama_produk, id_kategori, id_segmen, id_stage, harga, deskripsi, performance_metrics, created_at, updated_at",
     "stage_history": "id, id_produk, id_stage_from, id_stage_to, changed_at, changed_by, catatan, created_at, updated_at",
 }
-
-
-@pytest.fixture
-def dbs(database_factory, airflow_db):
-    from datasync.migrate import TARGETS, migrate
-
-    src = database_factory("postgres", "lifecycle")
-    tgt = database_factory("postgres", "pmo")
-    src.bind(TARGETS["lifecycle"].conn_id)
-    tgt.bind(TARGETS["pmo"].conn_id)
-    migrate(["lifecycle", "pmo"])
-    conn = src.connect()
-    conn.autocommit = False
-    load_demo_rows(conn)
-    conn.close()
-    return src, tgt
 
 
 @pytest.fixture(scope="module")

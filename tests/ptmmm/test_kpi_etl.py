@@ -48,7 +48,7 @@ def test_tidb_dialect_gets_no_procedure_and_runs_the_statements(database_factory
     db.bind(OPS_AS_TIDB, extra=AS_TIDB)
     migrate_as(OPS_AS_TIDB, "tidb")
     with connected(OPS_AS_TIDB) as conn:
-        assert conn.dialect == "tidb" and not conn.supports_procedures
+        assert conn.dialect.name == "tidb" and not conn.supports_procedures
         assert kpi.procedure_migrations(conn) == []
         result = kpi.run_kpi_etl(conn, DAY)
     assert result.path == "statements" and result.inventory_rows == 0

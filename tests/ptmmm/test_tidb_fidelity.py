@@ -241,9 +241,9 @@ def test_server_identity_is_read_from_the_server(ops_db):
         conn.close()
     assert "MariaDB" in version and mysql_family_dialect(version, comment) == MYSQL
     with connected(OPS) as db:
-        assert (db.dialect, db.version, db.supports_procedures) == (MYSQL, version, True)
+        assert (db.dialect.name, db.version, db.supports_procedures) == (MYSQL, version, True)
     with connected(OPS_AS_TIDB) as db:
-        assert (db.dialect, db.supports_procedures) == (TIDB, False)
+        assert (db.dialect.name, db.supports_procedures) == (TIDB, False)
 
 
 # --- the compose helper ------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import time
 
 import pytest
 
@@ -166,7 +168,7 @@ def test_job_removed_ro_posted_twice_and_deleted(api, warehouse):
     assert_matches(emu, warehouse, [shop])
 
 
-def test_records_changing_while_pages_are_read(api, warehouse):
+def test_records_changing_while_pages_are_read(api, warehouse, caplog):
     emu = api
     shop = emu.store.shop_ids[0]
     name = f"tekmetric_sync.{shop}.customers"
@@ -201,6 +203,28 @@ def test_records_changing_while_pages_are_read(api, warehouse):
     run_shop(shop, started(), full_backfill=True, window=one_window)
     assert last_details()["inconsistent"] and cursor() == before
     assert warehouse.query("SELECT count(*) FROM customers") == [(total,)]
+    emu.reset_faults()
+    run_shop(shop)
+    assert_matches(emu, warehouse, [shop])
+
+    # An inconsistent slice before others: the later slices are still written, the cursor stays
+    # before the shifting one, and the run says it is partial (sync_log and a WARNING).
+    before, later = cursor(), ids[100]
+    emu.store.update("customers", later, lastName="Later")  # before the run starts: in its last slice
+    time.sleep(3)
+    moving = iter(ids[45:65])  # on the first slice's first page (ids[20:40] moved to the last slice above)
+    emu.after_page("/customers", 0, lambda store: store.update("customers", next(moving), lastName="Busy"), once=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="datasync"):
+        run_start = started()
+        run_shop(shop, run_start, full_backfill=True, backfill_start=run_start - dt.timedelta(days=600),
+                 window=dt.timedelta(days=599))
+    (status, details), = warehouse.query("SELECT status, details FROM sync_log WHERE sync_name = %s ORDER BY id DESC "
+                                         "LIMIT 1", (name,))
+    assert status == "partial" and len(details["inconsistent"]) == 1 and details["partial"]
+    assert cursor() == before  # held at the shifting slice
+    assert warehouse.query("SELECT last_name FROM customers WHERE customer_id = %s", (later,)) == [("Later",)]
+    assert any(r.levelno == logging.WARNING and "partial run" in r.getMessage() for r in caplog.records)
     emu.reset_faults()
     run_shop(shop)
     assert_matches(emu, warehouse, [shop])

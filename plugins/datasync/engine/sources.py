@@ -3,7 +3,6 @@ so memory stays flat and every page is a consistent restart point), or any itera
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,10 +88,7 @@ class SqlSource:
             )
 
     def _param(self, value: Any) -> Any:
-        # MySQL DATETIME holds UTC without a zone; Postgres compares aware values itself.
-        if not self.open().is_postgres and isinstance(value, dt.datetime) and value.tzinfo is not None:
-            return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        return value
+        return self.open().dialect.param(value)
 
     def page_end(self, window: Window, limit: int) -> tuple[tuple | None, bool]:
         """The ``window.order`` values of the last row of the next page (an index-only read),
@@ -152,6 +148,7 @@ class RowsSource:
     rows: Iterable[Any]
     columns: list[str]
     name: str = "rows"
+    rejects: list | None = None  # records the producer itself rejected (a live list): they count against max_rejects
 
     def describe(self) -> str:
         return self.name

@@ -73,20 +73,9 @@ def read_cursor(db: Database, sync_name: str) -> Position:
 def write_cursor(db: Database, sync_name: str, pos: Position) -> None:
     """Part of the caller's transaction: commit it together with the rows it covers."""
     params = (sync_name, dumps(pos.value), dumps(list(pos.key)) if pos.key is not None else None, pos.rows_synced)
-    if db.is_postgres:
-        db.execute(
-            "INSERT INTO sync_cursors (sync_name, cursor_value, cursor_key, rows_synced, updated_at) VALUES (%s, %s, %s, %s, now()) "
-            "ON CONFLICT (sync_name) DO UPDATE SET cursor_value = EXCLUDED.cursor_value, cursor_key = EXCLUDED.cursor_key, "
-            "rows_synced = EXCLUDED.rows_synced, updated_at = now()",
-            params,
-        )
-    else:
-        db.execute(
-            "INSERT INTO sync_cursors (sync_name, cursor_value, cursor_key, rows_synced, updated_at) VALUES (%s, %s, %s, %s, CURRENT_TIMESTAMP(6)) "
-            "ON DUPLICATE KEY UPDATE cursor_value = VALUES(cursor_value), cursor_key = VALUES(cursor_key), "
-            "rows_synced = VALUES(rows_synced), updated_at = CURRENT_TIMESTAMP(6)",
-            params,
-        )
+    sql = db.dialect.upsert_sql("sync_cursors", ["sync_name", "cursor_value", "cursor_key", "rows_synced", "updated_at"],
+                                ["sync_name"], ["%s", "%s", "%s", "%s", db.dialect.now])
+    db.execute(sql, params).close()
 
 
 def reset_cursor(db: Database, sync_name: str) -> None:
@@ -103,6 +92,7 @@ class Counts:
     deleted: int = 0
     rejected: int = 0
     duplicates: int = 0  # same key more than once in a batch: the newest was kept
+    deferred: int = 0  # rows whose parent is not in the target yet: read again by the next run
 
     def add(self, other: Counts) -> None:
         for k, v in asdict(other).items():
@@ -113,7 +103,8 @@ class Counts:
 
     def sentence(self) -> str:
         parts = [f"{self.read} read", f"{self.inserted} inserted", f"{self.updated} updated", f"{self.unchanged} unchanged"]
-        parts += [f"{n} {k}" for k, n in (("deleted", self.deleted), ("rejected", self.rejected), ("duplicate keys merged", self.duplicates)) if n]
+        parts += [f"{n} {k}" for k, n in (("deleted", self.deleted), ("rejected", self.rejected), ("deferred", self.deferred),
+                                              ("duplicate keys merged", self.duplicates)) if n]
         return ", ".join(parts)
 
 
@@ -125,6 +116,7 @@ class Reject:
     value: Any
     reason: str
     row: dict = field(default_factory=dict)
+    missing_parent: bool = False  # a foreign key names a row the target does not have (yet)
 
     def describe(self) -> str:
         col = f" column {self.column}" if self.column else ""
@@ -210,33 +202,36 @@ def log_start(db: Database, sync_name: str, run_id: str | None, mode: str) -> in
         "WHERE sync_name = %s AND status = 'running'",
         (sync_name,),
     )
-    insert = ("INSERT INTO sync_log (sync_name, run_id, mode, status, dag_id, task_id, map_index, try_number) "
-              "VALUES (%s, %s, %s, 'running', %s, %s, %s, %s)")
-    params = (sync_name, run_id, mode, *task_instance())
-    if db.is_postgres:
-        log_id = db.fetchone(insert + " RETURNING id", params)[0]
-    else:
-        log_id = db.execute(insert, params).lastrowid
+    log_id = db.dialect.insert_returning_id(
+        db, "INSERT INTO sync_log (sync_name, run_id, mode, status, dag_id, task_id, map_index, try_number) "
+        "VALUES (%s, %s, %s, 'running', %s, %s, %s, %s)", (sync_name, run_id, mode, *task_instance()))
     db.commit()
     return int(log_id)
 
 
-def log_finish(db: Database, log_id: int, counts: Counts, error: str | None, details: dict | None = None) -> None:
-    now = "now()" if db.is_postgres else "CURRENT_TIMESTAMP(6)"
-    duration = (
-        "(EXTRACT(EPOCH FROM (now() - started_at)) * 1000)::bigint"
-        if db.is_postgres
-        else "TIMESTAMPDIFF(MICROSECOND, started_at, CURRENT_TIMESTAMP(6)) DIV 1000"
-    )
+def log_finish(db: Database, log_id: int, counts: Counts, error: str | None, details: dict | None = None,
+               status: str = "success") -> None:
+    """Close a sync_log row: ``failed`` when there is an error, else ``status`` (success or partial)."""
+    d = db.dialect
     db.execute(
-        f"UPDATE sync_log SET status = %s, finished_at = {now}, duration_ms = {duration}, rows_read = %s, rows_inserted = %s, "
-        "rows_updated = %s, rows_unchanged = %s, rows_deleted = %s, rows_rejected = %s, error = %s, details = %s WHERE id = %s",
+        f"UPDATE sync_log SET status = %s, finished_at = {d.now}, duration_ms = {d.elapsed_ms('started_at')}, "
+        "rows_read = %s, rows_inserted = %s, rows_updated = %s, rows_unchanged = %s, rows_deleted = %s, rows_rejected = %s, "
+        "error = %s, details = %s WHERE id = %s",
         (
-            "failed" if error else "success", counts.read, counts.inserted, counts.updated, counts.unchanged,
+            "failed" if error else status, counts.read, counts.inserted, counts.updated, counts.unchanged,
             counts.deleted, counts.rejected, None if error is None else safe_text(error, None), _json(details or {}), log_id,
         ),
     )
     db.commit()
+
+
+def log_progress(db: Database, log_id: int, counts: Counts) -> None:
+    """The running row's counts, in the caller's transaction: committed with the rows they count."""
+    db.execute(
+        "UPDATE sync_log SET rows_read = %s, rows_inserted = %s, rows_updated = %s, rows_unchanged = %s, "
+        "rows_deleted = %s, rows_rejected = %s WHERE id = %s",
+        (counts.read, counts.inserted, counts.updated, counts.unchanged, counts.deleted, counts.rejected, log_id),
+    ).close()
 
 
 _INSERT_REJECT = ("INSERT INTO sync_rejects (sync_name, run_id, table_name, row_key, column_name, value, reason, row_data) "
@@ -276,7 +271,7 @@ def write_rejects(db: Database, sync_name: str, run_id: str | None, rejects: lis
 def log_refused(db: Database, sync_names: Iterable[str], run_id: str | None, mode: str, error: str,
                 waited_seconds: float) -> None:
     """A run that could not start: a finished ``failed`` row per sync, so it shows beside the others."""
-    now = "now()" if db.is_postgres else "CURRENT_TIMESTAMP(6)"
+    now = db.dialect.now
     try:
         db.rollback()
         for name in sync_names:

@@ -8,7 +8,11 @@ Full refresh: every page and the delete of rows the source no longer has are one
 
 Rejects: a page's bad rows go to ``sync_rejects``. While the run's rejects stay within
 ``max_rejects`` the good rows commit with the cursor; past it the page is rolled back (rows
-and cursor), its rejects are kept for diagnosis, and the run fails naming the first ones.
+and cursor), its rejects are kept for diagnosis, and the run fails naming the first ones
+(the lock, the run log and this budget are the :class:`~datasync.engine.frame.RunFrame`'s).
+
+Deferred (``defer_missing_parents``): a row whose parent is not in the target yet is not a
+reject; the cursor stops before it, so the next run reads it again.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, Literal
 
 from datasync.db import Database, connect
 from datasync.engine import state
+from datasync.engine.frame import RejectThresholdExceeded, RunFrame  # noqa: F401 (the engine exports it)
 from datasync.engine.progress import Progress, source_total
 from datasync.engine.sources import RowsSource, SqlSource, Window
 from datasync.engine.state import Counts, Position, Reject
@@ -32,17 +37,6 @@ from datasync.identifiers import check_table_name
 log = logging.getLogger(__name__)
 
 Mode = Literal["incremental", "full", "upsert", "prune"]
-
-
-class RejectThresholdExceeded(RuntimeError):
-    def __init__(self, sync_name: str, rejects: list[Reject], limit: int):
-        self.rejects = rejects
-        shown = "; ".join(r.describe() for r in rejects[:3])
-        more = f" (+{len(rejects) - 3} more)" if len(rejects) > 3 else ""
-        super().__init__(
-            f"{sync_name}: {len(rejects)} row(s) rejected, more than max_rejects={limit}: {shown}{more}. "
-            "The page was rolled back; every reject is in sync_rejects."
-        )
 
 
 @dataclass
@@ -62,6 +56,10 @@ class SyncSpec:
     lock_wait_seconds: float = 60.0
     delete_missing: bool = True  # full mode: delete target rows the source no longer has
     bulk_load_empty: bool = True  # an initial load into an empty table COPYs straight in (Postgres)
+    # Incremental, time cursor: a row whose parent (foreign key) is not in the target yet and whose
+    # cursor is within this of the run's upper bound is deferred, not rejected: the cursor stops
+    # before it and the next run reads it again (its parent committed meanwhile). Older: a reject.
+    defer_missing_parents: dt.timedelta | None = None
 
     def __post_init__(self):
         check_table_name(self.target_table)
@@ -110,9 +108,9 @@ def _newer(a: Any, b: Any) -> bool:
 
 
 class SyncRun:
-    def __init__(self, spec: SyncSpec, source: SqlSource | RowsSource, target: Database, run_id: str | None):
-        self.spec, self.source, self.db, self.run_id = spec, source, target, run_id
-        self.table = TableInfo.load(target, spec.target_table)
+    def __init__(self, spec: SyncSpec, source: SqlSource | RowsSource, frame: RunFrame):
+        self.spec, self.source, self.frame, self.db = spec, source, frame, frame.db
+        self.table = TableInfo.load(self.db, spec.target_table)
         self.columns = list(spec.key) if spec.mode == "prune" else list(spec.columns or self.table.columns)
         self.table.require(self.columns, "columns to sync")
         self.table.require(list(spec.key) + ([spec.cursor_column] if spec.cursor_column else []), "key/cursor")
@@ -131,9 +129,7 @@ class SyncRun:
             missing = [c for c in self.columns if c not in source.columns]
             if missing:
                 raise ValueError(f"{spec.name}: rows carry no {missing}; they have {source.columns}")
-        self.counts = Counts()
-        self.rejects: list[Reject] = []
-        self.uncommitted: list[Reject] = []  # stored in the open transaction: a rollback loses them
+        self.counts = frame.counts[frame.name]
         self.order = ([spec.cursor_column] if spec.cursor_column and spec.mode == "incremental" else []) + list(spec.key)
 
     # -- pages ---------------------------------------------------------------------------------
@@ -143,7 +139,8 @@ class SyncRun:
         return bool(empty)
 
     def _passthrough(self) -> bool:
-        return isinstance(self.source, SqlSource) and self.source.open().is_postgres and self.db.is_postgres
+        # COPY straight from source to target: both Postgres
+        return isinstance(self.source, SqlSource) and self.source.open().dialect.copy_between(self.db.dialect)
 
     def _pages(self, writer, window: Window):
         """Yield (counts, rejects, last_row_position) per page, written but not committed."""
@@ -193,29 +190,8 @@ class SyncRun:
             if n < spec.batch_size:
                 return
 
-    def _check_rejects(self, rejects: list[Reject]) -> None:
-        if self.counts.rejected + len(rejects) > self.spec.max_rejects:
-            self.db.rollback()
-            self.uncommitted += rejects
-            self.keep_rejects_after_rollback()
-            self.counts.rejected += len(rejects)
-            raise RejectThresholdExceeded(self.spec.name, self.rejects + rejects, self.spec.max_rejects)
-
-    def keep_rejects_after_rollback(self) -> None:
-        """Every reject counted stays in sync_rejects, also when its page (or a full run) rolled back."""
-        if self.uncommitted:
-            state.write_rejects(self.db, self.spec.name, self.run_id, self.uncommitted)
-            self._commit()
-
-    def _commit(self) -> None:
-        self.db.commit()
-        self.uncommitted = []
-
-    def _accept(self, counts: Counts, rejects: list[Reject], writer) -> None:
-        self.counts.add(counts)
-        self.rejects += rejects
-        state.write_rejects(self.db, self.spec.name, self.run_id, rejects)
-        self.uncommitted += rejects
+    def _take(self, counts: Counts, rejects: list[Reject], writer) -> None:
+        self.frame.take(counts, rejects)
         repeated = writer.take_repeated()
         if counts.duplicates:
             shown = ", ".join(f"key {k[0] if len(k) == 1 else k!r} ({n} times)" for k, n in repeated)
@@ -223,6 +199,26 @@ class SyncRun:
                         "was kept%s", self.spec.name, counts.duplicates, f": {shown}" if shown else "")
 
     # -- modes ---------------------------------------------------------------------------------
+    def _defer(self, rejects: list[Reject], counts: Counts, upper: Any) -> tuple[list[Reject], Any]:
+        """Split out the rows to retry next run; returns the rest and the oldest deferred cursor value."""
+        spec, hold = self.spec, None
+        if spec.defer_missing_parents is None or upper is None:
+            return rejects, None
+        recent = upper - spec.defer_missing_parents
+        deferred = [r for r in rejects if r.missing_parent and r.row.get(spec.cursor_column) is not None
+                    and _newer(r.row[spec.cursor_column], recent)]
+        if not deferred:
+            return rejects, None
+        for r in deferred:
+            value = r.row[spec.cursor_column]
+            hold = value if hold is None or _newer(hold, value) else hold
+        counts.deferred += len(deferred)
+        details = self.frame.details[spec.name]
+        details["deferred_keys"] = (details.get("deferred_keys", []) + [r.key for r in deferred])[:50]
+        log.info("%s: %d row(s) wait for their parent row (%s); the next run reads them again", spec.name,
+                 len(deferred), deferred[0].describe())
+        return [r for r in rejects if r not in deferred], hold
+
     def incremental(self, run_start: dt.datetime) -> Position:
         spec = self.spec
         pos = state.read_cursor(self.db, spec.name)
@@ -233,16 +229,20 @@ class SyncRun:
         window = Window(order=self.order, cursor_column=spec.cursor_column, lower=_minus(pos.value, spec.lookback), upper=upper)
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, unique_keys=self.unique_keys)
         writer.direct = spec.bulk_load_empty and self.unique_keys and self._target_empty()
+        hold = None  # cursor value of the oldest deferred row: the cursor never passes it
         progress = Progress(spec.name, source_total(self.source, self.columns, window))
         try:
             for counts, rejects, (value, key) in self._pages(writer, window):
-                self._check_rejects(rejects)
-                self._accept(counts, rejects, writer)
+                rejects, held = self._defer(rejects, counts, upper)
+                self._take(counts, rejects, writer)
+                if held is not None and (hold is None or _newer(hold, held)):
+                    hold = held
+                if hold is not None and value is not None and _newer(value, hold):
+                    value, key = hold, None
                 if value is not None and _newer(value, pos.value):
                     pos.value, pos.key = value, tuple(key) if key is not None else None
                 pos.rows_synced += counts.inserted + counts.updated
-                state.write_cursor(self.db, spec.name, pos)
-                self._commit()
+                self.frame.commit(pos)
                 progress.page(counts.read)
         finally:
             writer.close()
@@ -257,18 +257,23 @@ class SyncRun:
         progress = Progress(spec.name, source_total(self.source, self.columns, window), committed=False)
         try:
             for counts, rejects, _last in self._pages(writer, window):
-                self._check_rejects(rejects)
-                self._accept(counts, rejects, writer)
+                self._take(counts, rejects, writer)
                 progress.page(counts.read)
-            if spec.delete_missing:
+            self.frame.check_budget()  # the source's own rejects may come after the last page
+            if spec.delete_missing and self.frame.source_rejects:
+                # A row the source could not read may well still exist there: never delete what
+                # we cannot prove gone. The next clean full run deletes it.
+                self.frame.details[spec.name]["kept_missing"] = True
+                log.warning("%s: %d row(s) could not be read from the source; rows missing from it are not deleted "
+                            "this run", spec.name, len(self.frame.source_rejects))
+            elif spec.delete_missing:
                 self.counts.deleted = writer.delete_unseen()
             pos = state.read_cursor(self.db, spec.name)
             if spec.cursor_column:
                 col = self.db.quote(spec.cursor_column)
                 top = self.db.fetchone(f"SELECT MAX({col}) FROM {writer.target}")[0]
                 pos = Position(top, None, pos.rows_synced + self.counts.inserted + self.counts.updated)
-                state.write_cursor(self.db, spec.name, pos)
-            self._commit()  # rows, deletes and cursor land together
+            self.frame.commit(pos if spec.cursor_column else None)  # rows, deletes and cursor land together
         finally:
             writer.close()
         return pos
@@ -291,7 +296,7 @@ class SyncRun:
                 if len(keys) < spec.batch_size:
                     break
             self.counts.deleted = writer.delete_unseen()
-            self.db.commit()
+            self.frame.commit()
         finally:
             writer.close()
         return Position()
@@ -305,13 +310,13 @@ class SyncRun:
         progress = Progress(spec.name, source_total(self.source, self.columns, window))
         try:
             for counts, rejects, (value, _key) in self._pages(writer, window):
-                self._check_rejects(rejects)
-                self._accept(counts, rejects, writer)
-                if spec.cursor_column and value is not None and _newer(value, pos.value):
+                self._take(counts, rejects, writer)
+                moved = spec.cursor_column and value is not None and _newer(value, pos.value)
+                if moved:
                     pos.value = value
-                    state.write_cursor(self.db, spec.name, pos)
-                self._commit()
+                self.frame.commit(pos if moved else None)
                 progress.page(counts.read)
+            self.frame.check_budget()
         finally:
             writer.close()
         return pos
@@ -326,38 +331,27 @@ def run_sync(
     run_start: dt.datetime | None = None,
     target: Database | None = None,
 ) -> SyncResult:
-    """Run one sync under a lock in the target database, logged in ``sync_log``."""
+    """Run one sync in its :class:`RunFrame` (lock, sync_log, reject budget) in the target database.
+    A :class:`RowsSource` whose producer rejects rows itself lists them in ``source.rejects``:
+    they count against ``max_rejects`` (their owner stores them)."""
     started = time.monotonic()
     run_start = run_start or dt.datetime.now(dt.timezone.utc)
     db = target or connect(target_conn_id)
     try:
-        with state.run_lock(db, spec.name, run_id, spec.mode, spec.lock_wait_seconds):
-            log_id = state.log_start(db, spec.name, run_id, spec.mode)
-            run = None
-            try:
-                run = SyncRun(spec, source, db, run_id)
-                pos = {"incremental": run.incremental, "full": run.full, "upsert": run.upsert, "prune": run.prune}[spec.mode](
-                    *([run_start] if spec.mode == "incremental" else [])
-                )
-            except Exception as exc:
-                try:
-                    db.rollback()
-                    if run:
-                        run.keep_rejects_after_rollback()
-                    state.log_finish(db, log_id, run.counts if run else Counts(), f"{type(exc).__name__}: {exc}"[:4000])
-                except Exception:  # a dead target connection: the next run marks this row abandoned
-                    log.warning("%s: could not record the failure in sync_log", spec.name)
-                raise
+        with RunFrame(db, spec.name, run_id, spec.mode, max_rejects=spec.max_rejects,
+                      lock_wait_seconds=spec.lock_wait_seconds,
+                      source_rejects=getattr(source, "rejects", None)) as frame:
+            run = SyncRun(spec, source, frame)
+            pos = {"incremental": run.incremental, "full": run.full, "upsert": run.upsert, "prune": run.prune}[spec.mode](
+                *([run_start] if spec.mode == "incremental" else [])
+            )
             result = SyncResult(spec.name, spec.mode, run.counts, time.monotonic() - started, pos.value,
-                                {"rejects": [r.describe() for r in run.rejects[:20]]})
-            state.log_finish(db, log_id, run.counts, None, result.as_dict())
-            log.info(result.summary(source.describe(), f"{target_conn_id}.{spec.target_table}"))
-            return result
+                                {**frame.details[spec.name], "rejects": [r.describe() for r in frame.rejects[:20]]})
+            frame.details[spec.name] = result.as_dict() | result.details
+        log.info(result.summary(source.describe(), f"{target_conn_id}.{spec.target_table}"))
+        return result
     finally:
         if isinstance(source, SqlSource):
             source.close()
         if target is None:
             db.close()
-
-
-

@@ -163,38 +163,7 @@ class TableInfo:
     def load(cls, db: Database, table: str) -> TableInfo:
         check_table_name(table)
         schema, _, bare = table.rpartition(".")
-        if db.is_postgres:
-            schema_sql = "%s" if schema else "current_schema()"
-            rows = db.fetchall(
-                "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length, udt_name, numeric_precision, numeric_scale "
-                f"FROM information_schema.columns WHERE table_schema = {schema_sql} AND table_name = %s ORDER BY ordinal_position",
-                (schema, bare) if schema else (bare,),
-            )
-            pk = db.fetchall(
-                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-                "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
-                (db.quote(schema) + "." + db.quote(bare) if schema else db.quote(bare),),
-            ) if rows else []
-        else:
-            schema_sql = "%s" if schema else "DATABASE()"
-            rows = db.fetchall(
-                "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length, column_type, numeric_precision, numeric_scale "
-                f"FROM information_schema.columns WHERE table_schema = {schema_sql} AND table_name = %s ORDER BY ordinal_position",
-                (schema, bare) if schema else (bare,),
-            )
-            pk = db.fetchall(
-                "SELECT column_name FROM information_schema.key_column_usage "
-                f"WHERE table_schema = {schema_sql} AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
-                (schema, bare) if schema else (bare,),
-            )
-            if rows and "mariadb" in db.version.lower():
-                # MariaDB's JSON is LONGTEXT with a json_valid() check: treat those columns as JSON.
-                json_cols = {r[0] for r in db.fetchall(
-                    "SELECT constraint_name FROM information_schema.check_constraints WHERE constraint_schema = "
-                    f"{schema_sql} AND table_name = %s AND check_clause LIKE 'json_valid(%%'",
-                    (schema, bare) if schema else (bare,),
-                )}
-                rows = [(r[0], "json" if r[0] in json_cols else r[1], *r[2:]) for r in rows]
+        rows, pk = db.dialect.table_columns(db, schema, bare)
         db.commit()
         if not rows:
             raise SchemaMismatch(f"target table {table} does not exist in {db.describe()}")
@@ -205,7 +174,7 @@ class TableInfo:
                 data_type = str(extra).lower()
             columns[name] = Column(name, data_type, bool(nullable), max_len, str(extra).lower(),
                                    None if precision is None else int(precision), None if scale is None else int(scale),
-                                   db.is_postgres)
+                                   db.dialect.strict_values)
         return cls(table, columns, tuple(r[0] for r in pk))
 
     def require(self, names: list[str], what: str) -> None:

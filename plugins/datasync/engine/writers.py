@@ -101,7 +101,9 @@ class Writer:
                 raise
             self.rollback_to(sp)
             if len(rows) == 1:
-                rejects.append(self._reject(rows[0], self.column_of(exc), None, _reason_of(exc)))
+                reject = self._reject(rows[0], self.column_of(exc), None, _reason_of(exc))
+                reject.missing_parent = _is_missing_parent(exc)
+                rejects.append(reject)
                 return counts
         mid = len(rows) // 2
         counts.add(self._bisect(rows[:mid], rejects))
@@ -144,6 +146,13 @@ def _is_data_error(exc: Exception) -> bool:
         # MySQL: data too long, out of range, bad value, NULL, duplicate, FK, check, JSON
         return exc.args[0] in (1048, 1062, 1264, 1265, 1292, 1366, 1406, 1411, 1451, 1452, 3140, 4025, 3819, 1690, 4078)
     return False
+
+
+def _is_missing_parent(exc: Exception) -> bool:
+    """A foreign key names a row the target does not have (yet)."""
+    if getattr(exc, "sqlstate", None):
+        return exc.sqlstate == "23503"
+    return bool(exc.args) and exc.args[0] == 1452  # MySQL family: "Cannot add or update a child row"
 
 
 def _reason_of(exc: Exception) -> str:
@@ -451,7 +460,7 @@ def _not_older(new: Any, old: Any) -> bool:
 
 
 def writer_for(db: Database, *args, **kwargs) -> Writer:
-    return (PostgresWriter if db.is_postgres else MySqlWriter)(db, *args, **kwargs)
+    return db.dialect.writer_class()(db, *args, **kwargs)
 
 
 def batched(rows: Iterable[Any], size: int, convert: Callable[[Any], tuple] | None = None) -> Iterable[list]:

@@ -26,24 +26,15 @@ def run_columns(db: Database, alias: str = "") -> str:
 
 
 def _has_column(db: Database, table: str, column: str) -> bool:
-    if db.is_postgres:  # the catalog itself: information_schema's views cost a new session ~100 ms to plan
-        sql = "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s AND NOT attisdropped"
-    else:
-        sql = ("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
-               "AND table_name = %s AND column_name = %s")
-    found = db.fetchone(sql, (table, column))[0]
+    found = db.dialect.has_column(db, table, column)
     db.commit()
-    return bool(found)
+    return found
 
 
 def _table_exists(db: Database, table: str) -> bool:
-    if db.is_postgres:
-        found = db.fetchone("SELECT to_regclass(%s) IS NOT NULL", (f"public.{table}",))[0]
-    else:
-        found = db.fetchone("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
-                            "AND table_name = %s", (table,))[0]
+    found = db.dialect.table_exists(db, table)
     db.commit()
-    return bool(found)
+    return found
 
 
 def _dicts(db: Database, sql: str, params: Any = None) -> list[dict]:
@@ -57,7 +48,7 @@ def latest_runs(db: Database, skip_prefix: str | None = None) -> list[dict]:
     if not _table_exists(db, "sync_log"):
         return []
     cols = run_columns(db, "l")
-    if db.is_postgres:
+    if db.dialect.family == "postgres":
         # A loose index scan over the distinct names, then one probe per name.
         sql = f"""
             WITH RECURSIVE names(sync_name) AS (
@@ -99,7 +90,7 @@ def open_rejects(db: Database, since: dt.datetime) -> dict[str, int]:
     if not _table_exists(db, "sync_rejects"):
         return {}
     rows = db.fetchall("SELECT sync_name, COUNT(*) FROM sync_rejects WHERE rejected_at >= %s GROUP BY sync_name",
-                       (since if db.is_postgres else since.astimezone(dt.timezone.utc).replace(tzinfo=None),))
+                       (db.dialect.param(since),))
     db.commit()
     return {name: int(n) for name, n in rows}
 

@@ -63,17 +63,7 @@ class _Pool:
         except AirflowNotFoundException:
             raise NotConfigured(f"no Airflow connection '{self.target.conn_id}'") from None
         try:  # a monitoring page never writes, and never waits long
-            if db.is_postgres:
-                db.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_SECONDS * 1000}")
-                db.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-            else:
-                db.execute("SET SESSION TRANSACTION READ ONLY")
-                for sql in (f"SET SESSION max_statement_time = {STATEMENT_TIMEOUT_SECONDS}",  # MariaDB
-                            f"SET SESSION max_execution_time = {STATEMENT_TIMEOUT_SECONDS * 1000}"):  # MySQL, TiDB
-                    try:
-                        db.execute(sql)
-                    except Exception:  # the other server's variable
-                        pass
+            db.dialect.read_only_session(db, STATEMENT_TIMEOUT_SECONDS)
             db.commit()
         except Exception:
             db.close()

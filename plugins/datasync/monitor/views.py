@@ -205,7 +205,7 @@ def _sync_rows(target: str, data: dict, schedules: dict, now: dt.datetime, airfl
             as_of, as_of_from = run["last_success_at"], "last success"
         dag_id = run["dag_id"] or name.split(".", 1)[0]
         next_due, paused = _due(dag_id, schedules)
-        status = {"failed": "failed", "running": "running"}.get(run["status"], "ok")
+        status = {"failed": "failed", "running": "running", "partial": "partial"}.get(run["status"], "ok")
         if status == "ok" and run["rows_rejected"]:
             status = "partial"
         if status in ("ok", "partial") and next_due is not None and _aware(next_due) < now - LATE_AFTER:

@@ -216,7 +216,7 @@ def procedure_migrations(db: Database) -> list[tuple[str, str]]:
 
 
 def _require_mysql_family(db: Database) -> None:
-    if db.dialect not in MYSQL_FAMILY:
+    if db.dialect.name not in MYSQL_FAMILY:
         raise WrongServerKind(f"the PTMMM KPIs live on TiDB (or MySQL/MariaDB); {db.describe()} is not one")
 
 

@@ -37,9 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datasync.db import Database, connected
-from datasync.engine import state
+from datasync.engine.frame import RejectThresholdExceeded, RunFrame
 from datasync.engine.state import Counts, Reject
-from datasync.engine.sync import RejectThresholdExceeded
 from datasync.engine.table import TableInfo
 from datasync.engine.writers import writer_for
 from datasync.ptmmm.kpi import WIB
@@ -221,8 +220,7 @@ def import_tab(table: str, target: SheetTarget, *, run_id: str | None = None, ma
         log.info("%s: columns %s are not imported", where, ignored)
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     name = sync_name(table)
-    with connected(conn_id) as db, state.run_lock(db, name, run_id, "upsert", wait_seconds=60):
-        log_id = state.log_start(db, name, run_id, "upsert")
+    with connected(conn_id) as db, RunFrame(db, name, run_id, "upsert", max_rejects=max_rejects) as frame:
         counts, rejects, writer = Counts(read=len(records)), [], None
         try:
             resolver = _Resolver(db, entity, header, now)
@@ -246,23 +244,13 @@ def import_tab(table: str, target: SheetTarget, *, run_id: str | None = None, ma
                 written, refused = writer.write(rows)  # the server judges the rest (unique codes, ...)
                 counts.add(Counts(inserted=written.inserted, updated=written.updated, unchanged=written.unchanged))
                 rejects += refused
-            counts.rejected = len(rejects)
-            if len(rejects) > max_rejects:
-                db.rollback()
-                state.write_rejects(db, name, run_id, rejects)
-                db.commit()
-                raise RejectThresholdExceeded(name, rejects, max_rejects)
-            state.write_rejects(db, name, run_id, rejects)
-            db.commit()
-        except Exception as exc:
-            db.rollback()
-            state.log_finish(db, log_id, counts, f"{type(exc).__name__}: {exc}"[:4000])
-            raise
+            frame.take(counts, rejects)  # one transaction per tab: past max_rejects nothing of it lands
+            frame.details[name] = {"tab": table, "rejects": [r.describe() for r in rejects[:20]]}
+            frame.commit()
         finally:
             if writer is not None:
                 writer.close()
-        result = ImportResult(table, counts, rejects)
-        state.log_finish(db, log_id, counts, None, {"tab": table, "rejects": [r.describe() for r in rejects[:20]]})
+        result = ImportResult(table, frame.counts[name], rejects)
     for r in rejects:
         log.warning("rejected: %s", r.describe())
     log.info(result.summary(target))

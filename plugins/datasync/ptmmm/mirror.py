@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from datasync.db import Database, connect, connected
-from datasync.engine import state
+from datasync.engine.frame import RunFrame
 from datasync.engine.state import Counts, Reject
 from datasync.engine.table import TableInfo
 from datasync.engine.writers import writer_for
@@ -77,19 +77,29 @@ def mirror_day(data_date, run_id: str | None = None, source_conn: str = OPS_CONN
     day = _as_date(data_date)
     with connected(source_conn) as src:
         source = {t: read_day(src, t, day) for t in KPI_TABLES}
+
+    def refused(_name: str, rejects: list[Reject], _limit: int) -> MirrorRejected:
+        shown = "; ".join(r.describe() for r in rejects[:3])
+        return MirrorRejected(f"Supabase refused {len(rejects)} KPI row(s) of {day}: {shown}. The mirror of {day} was left "
+                              "as it was; every refused row is in supabase_ptmmm.sync_rejects")
+
     db = connect(target_conn)
     try:
-        with state.run_lock(db, [sync_name(t) for t in KPI_TABLES], run_id, MODE, wait_seconds=300, lock=MIRROR_LOCK):
-            return _mirror(db, day, source, run_id)
+        with RunFrame(db, [sync_name(t) for t in KPI_TABLES], run_id, MODE, lock_wait_seconds=300, lock=MIRROR_LOCK,
+                      refusal=refused) as frame:
+            for name in frame.names:
+                frame.details[name] = {"data_date": day.isoformat()}
+            _mirror(frame, day, source)
     finally:
         db.close()
+    result = MirrorResult(day, {t: frame.counts[sync_name(t)] for t in KPI_TABLES})
+    log.info(result.summary())
+    return result
 
 
-def _mirror(db: Database, day: dt.date, source: dict, run_id: str | None) -> MirrorResult:
-    counts = {t: Counts() for t in KPI_TABLES}
-    log_ids = {t: state.log_start(db, sync_name(t), run_id, MODE) for t in KPI_TABLES}
-    writers = {}
-    rejects: dict[str, list[Reject]] = {t: [] for t in KPI_TABLES}
+def _mirror(frame: RunFrame, day: dt.date, source: dict) -> None:
+    """Every table's day in one transaction; any row Supabase refuses rolls all of it back."""
+    db, writers = frame.db, {}
     try:
         # Writers make their staging tables (and commit) first; the day is then one transaction.
         for table, (columns, _rows) in source.items():
@@ -97,33 +107,12 @@ def _mirror(db: Database, day: dt.date, source: dict, run_id: str | None) -> Mir
             info.require(columns, f"TiDB {table} columns")
             writers[table] = writer_for(db, info, columns, KEY)
         for table, (columns, rows) in source.items():
-            if rows:
-                counts[table], rejects[table] = writers[table].write(rows)
-            counts[table].read = len(rows)
+            counts, rejects = writers[table].write(rows) if rows else (Counts(), [])
+            counts.read = len(rows)
             keep = [str(r[columns.index("warehouse_id")]) for r in rows]
-            counts[table].deleted = _delete_others(db, table, day, keep)
-        refused = [r for t in KPI_TABLES for r in rejects[t]]
-        if refused:
-            shown = "; ".join(r.describe() for r in refused[:3])
-            raise MirrorRejected(
-                f"Supabase refused {len(refused)} KPI row(s) of {day}: {shown}. The mirror of {day} was left as it was; "
-                "every refused row is in supabase_ptmmm.sync_rejects"
-            )
-        db.commit()
-    except Exception as exc:
-        db.rollback()
-        for table in KPI_TABLES:
-            if rejects[table]:
-                state.write_rejects(db, sync_name(table), run_id, rejects[table])
-        db.commit()
-        for table in KPI_TABLES:
-            state.log_finish(db, log_ids[table], counts[table], f"{type(exc).__name__}: {exc}"[:4000], {"data_date": day.isoformat()})
-        raise
+            counts.deleted = _delete_others(db, table, day, keep)
+            frame.take(counts, rejects, sync_name(table))
+        frame.commit()
     finally:
         for writer in writers.values():
             writer.close()
-    for table in KPI_TABLES:
-        state.log_finish(db, log_ids[table], counts[table], None, {"data_date": day.isoformat()})
-    result = MirrorResult(day, counts)
-    log.info(result.summary())
-    return result

@@ -12,8 +12,7 @@ import datetime as dt
 import logging
 
 from datasync.db import Database, connected
-from datasync.engine import state
-from datasync.engine.state import Counts
+from datasync.engine.frame import RunFrame
 from datasync.ptmmm import kpi
 from datasync.ptmmm.mirror import MIRROR_LOCK, OPS_CONN, SUPABASE_CONN
 
@@ -39,21 +38,18 @@ def rollback_side(side: str, data_date, run_id: str | None = None) -> dict[str, 
     day = kpi.validate_data_date(data_date)
     conn_id, lock, tables = SIDES[side]
     names = [f"ptmmm_kpi_rollback.{side}.{t.split('.')[-1]}" for t in tables]
-    with connected(conn_id) as db, state.run_lock(db, names, run_id, "rollback", wait_seconds=600, lock=lock):
+    with connected(conn_id) as db, RunFrame(db, names, run_id, "rollback", lock_wait_seconds=600, lock=lock) as frame:
+        for name in names:
+            frame.details[name] = {"data_date": day.isoformat()}
         before = {t: _warehouses(db, t, day) for t in tables}
         db.commit()
-        log_ids = {t: state.log_start(db, name, run_id, "rollback") for t, name in zip(tables, names)}
-        try:
-            deleted = kpi.delete_kpi_day(db, day, tables)
-        except Exception as exc:
-            for t in tables:
-                state.log_finish(db, log_ids[t], Counts(), f"{type(exc).__name__}: {exc}"[:4000], {"data_date": day.isoformat()})
-            raise
+        deleted = kpi.delete_kpi_day(db, day, tables)  # commits the day's deletes on every table at once
         out = {}
-        for t in tables:
+        for t, name in zip(tables, names):
             label = "orgs" if t.endswith(kpi.EXCLUSIONS_TABLE) else "warehouses"
             out[t] = {"deleted": deleted[t], label: before[t]}
-            state.log_finish(db, log_ids[t], Counts(deleted=deleted[t]), None, {"data_date": day.isoformat(), **out[t]})
+            frame.counts[name].deleted = deleted[t]
+            frame.details[name].update(out[t])
             log.info("%s %s: deleted %s row(s) of %s (%s: %s)", side, t, deleted[t], day, label, ", ".join(before[t]) or "none")
     return out
 

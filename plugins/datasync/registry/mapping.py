@@ -253,7 +253,7 @@ def target_table_ddl(mapping: Mapper) -> str:
 
 def drift_problems(db: Database, mapping: Mapper) -> list[str]:
     """What in the existing table disagrees with the mapping (empty: nothing)."""
-    if not db.is_postgres:
+    if db.dialect.family != "postgres":
         raise MappingError(f"registry target tables live in Postgres, not {db.describe()}")
     schema, _, table = mapping.target_table.rpartition(".")
     schema_sql = "%s" if schema else "current_schema()"

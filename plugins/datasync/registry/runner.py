@@ -37,7 +37,7 @@ from itertools import chain
 from typing import Any
 
 from datasync.db import Database, LockTimeout, connect, named_lock
-from datasync.engine import RejectThresholdExceeded, RowsSource, SyncSpec, run_sync
+from datasync.engine import RowsSource, SyncSpec, run_sync
 from datasync.engine import state
 from datasync.engine.state import Position, Reject
 from datasync.registry.connectors import SourceError, SourceNotConfigured, open_source
@@ -321,17 +321,15 @@ def sync_name(source: Source, mapping: SourceMapping) -> str:
 class _Feed:
     """Connector batches -> mapped rows (tuples in mapper column order), filtering and counting."""
 
-    def __init__(self, mapper: Mapper, batches: Iterator[list[dict]], spec: SyncSpec, *,
+    def __init__(self, mapper: Mapper, batches: Iterator[list[dict]], *,
                  lower: Any = None, retention_cutoff: Any = None, timings: dict[str, float]):
-        self.mapper, self.batches, self.spec = mapper, batches, spec
-        self.limit = spec.max_rejects
+        self.mapper, self.batches = mapper, batches
         self.lower, self.cutoff = lower, retention_cutoff
         self.cursor_i = mapper.columns.index(mapper.cursor_field) if mapper.cursor_field else None
         self.retention_i = mapper.columns.index(mapper.retention_date_column) if mapper.retention_date_column else None
         self.timings = timings
         self.read = self.behind_cursor = self.expired = 0
-        self.rejects: list[Reject] = []
-        self.rejected = 0
+        self.rejects: list[Reject] = []  # the engine counts them against max_rejects; we store them (redacted)
         self.top: Any = None
 
     def rows(self) -> Iterator[tuple]:
@@ -352,8 +350,7 @@ class _Feed:
             if self.cursor_i is not None or self.retention_i is not None:
                 out = [r for r in out if self._keep(r)]
             self.timings["map"] += clock() - t1
-            if mapped.rejects:
-                self._reject(mapped.rejects)
+            self.rejects += mapped.rejects
             yield from out
 
     def _keep(self, row: tuple) -> bool:
@@ -372,19 +369,9 @@ class _Feed:
                     return False
         return True
 
-    def _reject(self, rejects: list[Reject]) -> None:
-        self.rejected += len(rejects)
-        self.rejects += rejects  # at most one batch past the limit: the run stops there
-        if self.rejected > self.limit:
-            raise RejectThresholdExceeded(self.spec.name, self.rejects, self.limit)
-        # The engine counts the rows the table refuses against what the mapping left over.
-        self.spec.max_rejects = self.limit - self.rejected
-        if self.spec.mode == "full" and self.spec.delete_missing:
-            # A row we could not map may well still exist at the source: never delete what we
-            # cannot prove gone. The next clean full run deletes it.
-            self.spec.delete_missing = False
-            log.warning("%s: %d row(s) could not be mapped; rows missing from the source are not deleted this run",
-                        self.spec.name, self.rejected)
+    @property
+    def rejected(self) -> int:
+        return len(self.rejects)
 
 
 def _before(a: Any, b: Any) -> bool:
@@ -496,14 +483,15 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
             batch_size=batch_size, max_rejects=mapping.max_rejects, delete_missing=True,
             lock_wait_seconds=SOURCE_LOCK_WAIT_SECONDS,
         )
-        feed = _Feed(mapper, opened.batches, spec, lower=None if full else _minus_lookback(pos.value),
+        feed = _Feed(mapper, opened.batches, lower=None if full else _minus_lookback(pos.value),
                      retention_cutoff=_retention_cutoff(mapper, mapping.data_retention_days,
                                                         dt.datetime.now(dt.timezone.utc)),
                      timings=timings)
         inside = timings["read"] + timings["map"]
         t = time.perf_counter()
         result = run_sync(spec, RowsSource(feed.rows(), mapper.columns, name=f"{source.source_type} source "
-                                           f"{source.source_id} via {opened.connection.role} '{opened.connection.name}'"),
+                                           f"{source.source_id} via {opened.connection.role} '{opened.connection.name}'",
+                                           rejects=feed.rejects),
                           conn_id, run_id=run_id, target=db)
         # the feed reads and maps inside run_sync: what is left is the engine's writing
         timings["write"] += time.perf_counter() - t - (timings["read"] + timings["map"] - inside)
@@ -526,7 +514,7 @@ def _sync_mapping(db: Database, source: Source, mapping: SourceMapping, *, run_i
             f"{feed.behind_cursor} record(s) behind the cursor skipped" if feed.behind_cursor else None,
             f"{feed.expired} record(s) older than {mapping.data_retention_days} days skipped" if feed.expired else None,
             f"{purged} expired row(s) purged" if purged else None,
-            "rows missing from the source were not deleted (unmappable rows)" if full and not spec.delete_missing else None,
+            "rows missing from the source were not deleted (unmappable rows)" if result.details.get("kept_missing") else None,
         ) if n]
         outcome.note = "; ".join(notes) or None
         log.info("%s -> %s [%s via %s '%s']: %d record(s) from the source; rows: %s%s", source.source_id, mapper.target_table,

@@ -31,7 +31,7 @@ from typing import Any
 from datasync.db import Database, connect, named_lock
 from datasync.engine import state
 from datasync.engine.state import Counts, Position, Reject
-from datasync.engine.sync import RejectThresholdExceeded
+from datasync.engine.frame import RunFrame
 from datasync.tekmetric import metrics
 from datasync.tekmetric.hook import DEFAULT_CONN_ID, TekmetricHook, WindowRead
 from datasync.tekmetric.warehouse import (
@@ -219,9 +219,11 @@ class EntityRun:
     run_id: str | None
     run_start: dt.datetime
     options: SyncOptions
+    frame: RunFrame | None = None  # set while the run is inside its frame
     counts: Counts = field(default_factory=Counts)
     rejects: list[Reject] = field(default_factory=list)
     details: dict = field(default_factory=dict)
+    held: bool = False  # a slice was inconsistent: later slices are written, the cursor stays before it
     _stats_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -255,12 +257,14 @@ class EntityRun:
                 if isinstance(item, BaseException):
                     raise item
                 start, end, records, consistent, pages = item
-                self._slice(shop, writer, start, end, records, consistent, pages, pos)
+                if not consistent and not self.held:
+                    self.held = True
+                    self.frame.mark_partial(
+                        f"{_text(start)}..{_text(end)} kept shifting while read; its rows and later slices' are written "
+                        f"but the cursor stays at {_text(pos.value)}, so the next run reads it again")
                 if not consistent:
                     d["inconsistent"].append([_text(start), _text(end)])
-                    log.warning("%s: %s..%s kept shifting while read; its rows are written but the cursor stays at "
-                                "%s, so the next run reads it again", self.name, _text(start), _text(end), pos.value)
-                    break
+                self._slice(shop, writer, start, end, records, consistent, pages, pos)
         finally:
             cancel.set()
             reader.join()
@@ -316,23 +320,15 @@ class EntityRun:
             counts, rejects = self._write_repair_orders(shop, writer, records, found)
         else:
             counts, rejects = self._write_simple(writer, records)
-        if self.counts.rejected + len(rejects) > self.options.max_rejects:
-            self.db.rollback()  # the slice's rows and cursor go; its rejects are kept for diagnosis
-            state.write_rejects(self.db, self.name, self.run_id, rejects)
-            self.db.commit()
-            self.counts.rejected += len(rejects)
-            raise RejectThresholdExceeded(self.name, self.rejects + rejects, self.options.max_rejects)
-        self.counts.add(counts)
-        self.rejects += rejects
+        self.frame.take(counts, rejects)  # past max_rejects the slice's rows and cursor roll back
         self._note(found)
-        state.write_rejects(self.db, self.name, self.run_id, rejects)
         if self.entity.full_read and consistent:
             seen = [r["id"] for r in records]
             self.db.execute(  # no longer listed by Tekmetric: kept (ROs name them) but inactive
                 "UPDATE employees SET status = 'INACTIVE' WHERE shop_id = %s AND status = 'ACTIVE' "
                 "AND NOT (employee_id = ANY(%s))", (self.shop_id, seen))
         self._store_pages(pages)
-        if consistent:
+        if not self.held:
             moved = end or self.run_start
             if pos.value is None or moved > _aware(pos.value):
                 pos.value = moved
@@ -340,7 +336,7 @@ class EntityRun:
             state.write_cursor(self.db, self.name, pos)
             self.db.execute("UPDATE sync_cursors SET shop_id = %s, entity = %s WHERE sync_name = %s",
                             (self.shop_id, self.entity.name, self.name))
-        self.db.commit()
+        self.frame.commit()  # rows, cursor and the run log's counts together
         log.info("%s: %s..%s: %s", self.name, _text(start) or "all", _text(end) or "now", counts.sentence())
 
     def _write_simple(self, writer, records: list[dict]) -> tuple[Counts, list[Reject]]:
@@ -403,7 +399,8 @@ class EntityRun:
     def summary(self) -> dict:
         d = self.details
         variances = d.get("variances", {})
-        out = {"shop_id": self.shop_id, "entity": self.entity.name, **self.counts.as_dict(),
+        out = {"shop_id": self.shop_id, "entity": self.entity.name, "status": "partial" if self.held else "success",
+               **self.counts.as_dict(),
                "windows": d.get("windows", 0), "requests": d.get("requests", 0), "cursor": d.get("cursor"),
                "rejects": [r.describe() for r in self.rejects[:20]]}
         if self.entity.name == "repair_orders":
@@ -435,17 +432,13 @@ def sync_entity(entity: str, shop_id: int, *, hook: RecordingHook, run_id: str |
     run = EntityRun(spec, int(shop_id), hook, db, run_id, run_start, options)
     try:
         mode = "full" if options.full_backfill or spec.full_read else "incremental"
-        with state.run_lock(db, run.name, run_id, mode, lock_wait_seconds):
-            log_id = state.log_start(db, run.name, run_id, mode)
-            db.execute("UPDATE sync_log SET shop_id = %s, entity = %s WHERE id = %s", (shop_id, entity, log_id))
-            db.commit()
+        with RunFrame(db, run.name, run_id, mode, max_rejects=options.max_rejects, lock_wait_seconds=lock_wait_seconds,
+                      labels={"shop_id": shop_id, "entity": entity}) as frame:
+            run.frame, run.counts, run.rejects = frame, frame.counts[run.name], frame.rejects
             try:
                 run.execute()
-            except Exception as exc:
-                db.rollback()
-                state.log_finish(db, log_id, run.counts, f"{type(exc).__name__}: {exc}"[:4000], run.log_details())
-                raise
-            state.log_finish(db, log_id, run.counts, None, run.log_details())
+            finally:
+                frame.details[run.name].update(run.log_details())
     finally:
         db.close()
     summary = run.summary()

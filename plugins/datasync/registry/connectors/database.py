@@ -93,15 +93,7 @@ def _records(config: Mapping[str, Any], batch_size: int) -> Iterator[dict[str, A
         sql = config["query"].strip().rstrip(";")
         where = f"{KIND} source {config['conn_id']} (query)"
     try:
-        if db.is_postgres:
-            db.conn.read_only = True  # takes effect at the next transaction
-            cur = db.conn.cursor(name="registry_source")  # named = server-side cursor
-            cur.itersize = batch_size
-        else:
-            import MySQLdb.cursors
-
-            db.execute("SET TRANSACTION READ ONLY").close()
-            cur = db.conn.cursor(MySQLdb.cursors.SSCursor)  # unbuffered: rows stream from the server
+        cur = db.dialect.read_only_stream(db, batch_size)
         try:
             cur.execute(sql)
             names = [d[0] for d in cur.description]
@@ -126,7 +118,7 @@ def check_login(db: Database, where: str) -> None:
     from datasync.registry.policy import PolicyRefused
 
     try:
-        powers = _pg_powers(db) if db.is_postgres else _mysql_powers(db)
+        powers = {"postgres": _pg_powers, "mysql": _mysql_powers}[db.dialect.family](db)
     except Exception as exc:
         raise SourceError(f"{where}: cannot check the login's privileges: {type(exc).__name__}: {exc}") from None
     finally:
