@@ -215,3 +215,20 @@ def test_server_restart_while_watched(private_postgres, monkeypatch):
         with psycopg.connect(uri, autocommit=True) as conn:
             conn.execute("UPDATE machine_status SET status = 'up' WHERE id = 1")
         assert w.next(timeout=10)["tables"] == ["public.machine_status"]
+
+
+def test_cli_enables_a_registry_database_source(pg_db):
+    """What the platform runs on a registry `database` source's server (docs/registry.md)."""
+    from datasync.cli import main
+
+    pg_db.bind("rt_plant_db")
+    pg_db.query("CREATE SCHEMA plant; CREATE TABLE plant.machine_status (id int PRIMARY KEY, status text)")
+    assert main(["realtime", "enable", "rt_plant_db", "plant.machine_status"]) == 0
+    with pg_db.connect() as listen:
+        listen.execute("LISTEN datasync_changes")
+        pg_db.query("INSERT INTO plant.machine_status VALUES (1, 'up')")
+        assert [n.payload for n in listen.notifies(timeout=1)] == ["plant.machine_status"]
+        assert main(["realtime", "disable", "rt_plant_db", "plant.machine_status"]) == 0
+        pg_db.query("INSERT INTO plant.machine_status VALUES (2, 'up')")
+        assert [n.payload for n in listen.notifies(timeout=0.5)] == []
+    assert main(["realtime", "enable", "rt_plant_db", "plant.no_such_table"]) == 1
