@@ -30,7 +30,7 @@ from datasync.realtime import changes_asset, on_change_or_cron
 with DAG(
     dag_id="lifecycle_sync",
     description="On change (when enabled) and hourly at minute 0 (UTC): product lifecycle tables lifecycle_db -> pmo_db.",
-    # An asset event when lifecycle_db announces a change (opt-in, docs/sync-engine.md "Real-time sync").
+    # An asset event when lifecycle_db announces a change (opt-in, docs/realtime.md).
     schedule=on_change_or_cron("0 * * * *", [changes_asset(SOURCE_CONN, [t.source for t in TABLES])]),
     start_date=START_DATE,
     catchup=False,

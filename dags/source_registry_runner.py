@@ -21,7 +21,7 @@ tables in `registry_db`. Logic: `datasync.registry.runner`; reference: `docs/reg
   pool `registry_sources` bounds concurrent sources (`DATASYNC_REGISTRY_POOL` overrides it).
 * **`source_registry_realtime`** is the same pair of tasks every minute for sources with a
   `realtime` mapping; the 5-minute runner leaves those to it. Postgres sources whose database
-  announces changes (`DATASYNC_REGISTRY_REALTIME_WATCH`, docs/registry.md "Real-time sources")
+  announces changes (`DATASYNC_REGISTRY_REALTIME_WATCH`, docs/realtime.md)
   also start it within seconds of a change.
 """
 

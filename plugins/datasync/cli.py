@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(cmd)
         p.add_argument("targets", nargs="*", metavar="TARGET", help=f"any of {', '.join(TARGETS)} (default: all)")
     sub.add_parser("demo")
-    rt = sub.add_parser("realtime", help="install or remove change notifications (docs/sync-engine.md, Real-time sync)")
+    rt = sub.add_parser("realtime", help="install or remove change notifications (docs/realtime.md)")
     rt.add_argument("action", choices=["enable", "disable"])
     rt.add_argument("conn_id", help="Airflow connection of the Postgres source (a login that may create triggers)")
     rt.add_argument("tables", nargs="+", metavar="TABLE", help="table or schema.table")

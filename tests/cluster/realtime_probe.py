@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+
+import psycopg
 from collections.abc import Iterator
 
 from cluster import Cluster
@@ -48,12 +50,27 @@ def listeners(cluster: Cluster) -> list[int]:
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'datasync-realtime'")]
 
 
+def _metadata(cluster: Cluster, sql: str, params=()) -> list[tuple]:
+    """A read from the cluster's metadata database (cheaper than the REST API on a loaded machine)."""
+    from airflow_stack import pg_uri
+
+    with psycopg.connect(pg_uri(cluster.stack.metadata_db), autocommit=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
 def runs(cluster: Cluster, run_type: str | None = "asset_triggered") -> list[dict]:
     """lifecycle_sync's runs, oldest first (``run_type`` None: all)."""
-    params = {"limit": 100, "order_by": "run_after"}
-    if run_type:
-        params["run_type"] = run_type
-    return cluster.stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns", params=params)["dag_runs"]
+    rows = _metadata(cluster, "SELECT run_id, state, run_type, run_after, start_date, end_date FROM dag_run "
+                              "WHERE dag_id = %s AND (%s::text IS NULL OR run_type = %s) ORDER BY run_after, id",
+                     (DAG_ID, run_type, run_type))
+    return [dict(zip(("run_id", "state", "run_type", "run_after", "start_date", "end_date"), r)) for r in rows]
+
+
+def asset_events(cluster: Cluster, since) -> list[dict]:
+    """Events of the lifecycle_db_changes asset after ``since`` (a datetime)."""
+    rows = _metadata(cluster, "SELECT e.id, e.timestamp, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                              "WHERE a.name = 'lifecycle_db_changes' AND e.timestamp > %s ORDER BY e.timestamp", (since,))
+    return [dict(zip(("id", "timestamp", "extra"), r)) for r in rows]
 
 
 def wait_for(what: str, check, timeout: float, every: float = 0.5):

@@ -5,7 +5,6 @@ figures (100 changes, 50,000-row burst) are bench/bench_realtime.py's."""
 
 from __future__ import annotations
 
-import datetime as dt
 import statistics
 import time
 
@@ -49,7 +48,7 @@ def test_a_burst_during_a_run_makes_exactly_one_follow_up_run(realtime_cluster):
         for i in range(40):  # 40 commits over 4 s: more than one asset event (max_delay_seconds 5)
             names[21 + i % 10] = probe.change_product(cluster, 21 + i % 10)
             time.sleep(0.1)
-        events = probe.wait_for("asset events of the burst", lambda: _events_after(cluster, first["run_after"]), 30)
+        events = probe.wait_for("asset events of the burst", lambda: probe.asset_events(cluster, first["run_after"]), 30)
         time.sleep(3)
         assert len(probe.runs(cluster)) == len(before) + 1, "runs must wait while one is active"
         blocker.execute("ROLLBACK")
@@ -58,14 +57,6 @@ def test_a_burst_during_a_run_makes_exactly_one_follow_up_run(realtime_cluster):
     MEASURED["realtime: asset events during the held run"] = len(events)
     for product_id, name in names.items():
         probe.landed(cluster, product_id, name, timeout=5)
-
-
-def _events_after(cluster, run_after: str) -> list[dict]:
-    asset = cluster.stack.api("GET", "/api/v2/assets", params={"name_pattern": "lifecycle_db_changes"})["assets"][0]
-    events = cluster.stack.api("GET", "/api/v2/assets/events", params={"asset_id": asset["id"], "limit": 100,
-                                                                        "order_by": "-timestamp"})["asset_events"]
-    after = dt.datetime.fromisoformat(run_after)
-    return [e for e in events if dt.datetime.fromisoformat(e["timestamp"]) > after]
 
 
 def test_a_killed_triggerer_is_replaced_and_catches_up(realtime_cluster):

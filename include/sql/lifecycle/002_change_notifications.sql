@@ -1,4 +1,4 @@
--- Real-time sync (opt-in; docs/sync-engine.md, "Real-time sync"): statement-level triggers that
+-- Real-time sync (opt-in; docs/realtime.md): statement-level triggers that
 -- announce changes with pg_notify('datasync_changes', '<schema>.<table>'). This migration only
 -- creates the functions; the triggers exist after a platform engineer runs, on lifecycle_db:
 --     SELECT datasync_realtime(true);    -- and datasync_realtime(false) removes them again
