@@ -244,9 +244,10 @@ def changes_asset(conn_id: str, tables: Iterable[str] = (), *, name: str | None 
 
 
 def on_change_or_cron(cron: str, assets: list) -> Any:
-    """``cron`` (UTC) or any event of ``assets``, whichever comes first; the cron alone without assets."""
-    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+    """``cron`` (UTC) or an event of *any* of ``assets``, whichever comes first; the cron alone
+    without assets. (A plain list would mean all of them, Airflow's default.)"""
+    from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable
 
     if not assets:
         return cron
-    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=assets)
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=AssetAny(*assets))

@@ -126,7 +126,7 @@ def test_constant_change_fires_every_max_delay(lifecycle):
             write.execute("UPDATE tbl_produk SET harga = harga WHERE id = 1")
             time.sleep(0.1)
         events = w.quiet_for(1.0)
-    assert 3 <= len(events) <= 5, events  # about one per max_delay_seconds (1 s), not 35
+    assert 2 <= len(events) <= 6, events  # about one per max_delay_seconds (1 s), not 35
 
 
 def test_reconnects_after_backend_terminated(lifecycle):
