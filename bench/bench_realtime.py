@@ -92,7 +92,7 @@ def burst(cluster, rows: int, seconds: float) -> dict[str, float]:
             first = 100_001 + c * per_commit
             last = min(100_000 + rows, first + per_commit - 1)
             conn.execute("INSERT INTO tbl_produk (id, nama_produk, id_kategori, id_segmen, id_stage, harga) "
-                         "SELECT g, 'burst ' || g, 1, 1 + g % 5, 1 + g % 4, 1000000 FROM generate_series(%s, %s) g",
+                         "SELECT g, 'burst ' || g, 1, 1 + g %% 5, 1 + g %% 4, 1000000 FROM generate_series(%s, %s) g",
                          (first, last))
         ended = time.monotonic()
     target = cluster.db["pmo_db"]
@@ -111,7 +111,7 @@ def burst(cluster, rows: int, seconds: float) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--changes", type=int, default=100)
+    parser.add_argument("--changes", type=int, default=100, help="0: burst only")
     parser.add_argument("--spread", type=float, default=120)
     parser.add_argument("--burst-rows", type=int, default=50_000)
     parser.add_argument("--burst-seconds", type=float, default=60)
@@ -130,13 +130,13 @@ def main() -> int:
         print(f"cluster ready in {cluster.ready_seconds:.0f}s", flush=True)
         with probe.event_scheduling(cluster):
             probe.prepare_lifecycle(cluster)
-            print(f"lifecycle_sync listening; latency: {args.changes} changes over {args.spread:.0f}s (load {load()})", flush=True)
-            seconds = latency(cluster, args.changes, args.spread)
-            probe.settled(cluster)
-            lat_runs = len(probe.runs(cluster))
-            print(f"latency commit -> pmo_db: p50 {statistics.median(seconds):.1f}s  p95 {percentile(seconds, 95):.1f}s  "
-                  f"max {max(seconds):.1f}s  min {min(seconds):.1f}s  ({lat_runs} asset-triggered runs so far; load {load()})",
-                  flush=True)
+            if args.changes:
+                print(f"lifecycle_sync listening; latency: {args.changes} changes over {args.spread:.0f}s (load {load()})", flush=True)
+                seconds = latency(cluster, args.changes, args.spread)
+                probe.settled(cluster)
+                print(f"latency commit -> pmo_db: p50 {statistics.median(seconds):.1f}s  p95 {percentile(seconds, 95):.1f}s  "
+                      f"max {max(seconds):.1f}s  min {min(seconds):.1f}s  ({len(probe.runs(cluster))} asset-triggered "
+                      f"runs so far; load {load()})", flush=True)
             print(f"burst: {args.burst_rows} rows over {args.burst_seconds:.0f}s (load {load()})", flush=True)
             figures = burst(cluster, args.burst_rows, args.burst_seconds)
             print(f"burst: {figures['rows']} rows in {figures['burst_seconds']:.0f}s -> target equal "
