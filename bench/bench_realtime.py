@@ -113,7 +113,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--changes", type=int, default=100, help="0: burst only")
     parser.add_argument("--spread", type=float, default=120)
-    parser.add_argument("--burst-rows", type=int, default=50_000)
+    parser.add_argument("--burst-rows", type=int, default=50_000, help="0: latency only")
     parser.add_argument("--burst-seconds", type=float, default=60)
     args = parser.parse_args()
     made = []
@@ -137,6 +137,8 @@ def main() -> int:
                 print(f"latency commit -> pmo_db: p50 {statistics.median(seconds):.1f}s  p95 {percentile(seconds, 95):.1f}s  "
                       f"max {max(seconds):.1f}s  min {min(seconds):.1f}s  ({len(probe.runs(cluster))} asset-triggered "
                       f"runs so far; load {load()})", flush=True)
+            if not args.burst_rows:
+                return 0
             print(f"burst: {args.burst_rows} rows over {args.burst_seconds:.0f}s (load {load()})", flush=True)
             figures = burst(cluster, args.burst_rows, args.burst_seconds)
             print(f"burst: {figures['rows']} rows in {figures['burst_seconds']:.0f}s -> target equal "
