@@ -2,7 +2,9 @@
 ### lifecycle_sync
 
 Mirrors the product lifecycle tables from **`lifecycle_db`** into **`pmo_db`** every hour
-(seed 002, replacing the `sync-lifecycle-data.ts` cron job).
+(replacing the `sync-lifecycle-data.ts` cron job) and, once `SELECT datasync_realtime(true)`
+ran on `lifecycle_db`, within seconds of a change (asset `lifecycle_db_changes`, watched by the
+triggerer; a burst during a run starts exactly one follow-up run).
 
 * Order keeps foreign keys valid: segments -> stages -> products -> stage history.
 * **Incremental** by `updated_at` (10 minute lookback for late commits); the cursor lives in
@@ -26,11 +28,13 @@ from airflow.sdk import DAG, Param, chain, task
 from datasync.defaults import DEFAULT_ARGS, START_DATE
 from datasync.lifecycle import SOURCE_CONN, TABLES, TARGET_CONN
 from datasync.operators import SyncTableOperator
+from datasync.realtime import changes_asset, on_change_or_cron
 
 with DAG(
     dag_id="lifecycle_sync",
-    description="Hourly at minute 0 (UTC): product lifecycle tables lifecycle_db -> pmo_db.",
-    schedule="0 * * * *",
+    description="On change (when enabled) and hourly at minute 0 (UTC): product lifecycle tables lifecycle_db -> pmo_db.",
+    # An asset event when lifecycle_db announces a change (opt-in, docs/realtime.md).
+    schedule=on_change_or_cron("0 * * * *", [changes_asset(SOURCE_CONN, [t.source for t in TABLES])]),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,  # runs would queue on the per-table locks anyway

@@ -1,7 +1,7 @@
 """
 ### ptmmm_daily_kpi_etl
 
-The PTMMM daily KPIs (seeds 000/001), replacing the `run_daily_kpi_etl.sh` cron job: every day
+The PTMMM daily KPIs, replacing the `run_daily_kpi_etl.sh` cron job: every day
 at **23:00 WIB** (Asia/Jakarta) it computes the **previous WIB day** from the operational tables
 in TiDB (`tidb_ops`) into `inventory_kpi_daily` / `fleet_kpi_daily`, checks them, mirrors that
 day to Supabase (`supabase_ptmmm`) and, when configured, to a Google Sheet.

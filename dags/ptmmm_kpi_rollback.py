@@ -1,7 +1,7 @@
 """
 ### ptmmm_kpi_rollback
 
-Manual rollback of **one day's** PTMMM KPI rows (seed 001, section 4.1 "rollback hanya data KPI":
+Manual rollback of **one day's** PTMMM KPI rows (KPI data only:
 safe for operations, the ops tables are not touched).
 
 * `data_date` (required): the WIB day to remove.

@@ -1,7 +1,7 @@
 """
 ### source_registry_runner / source_registry_realtime
 
-Runs the sources listed in **`registry_db.data_source_registry`** (seed 003) into their target
+Runs the sources listed in **`registry_db.data_source_registry`** into their target
 tables in `registry_db`. Logic: `datasync.registry.runner`; reference: `docs/registry.md`.
 
 * **`pick_sources`** takes the `active` sources that are due at the run's scheduled time (its
@@ -21,14 +21,18 @@ tables in `registry_db`. Logic: `datasync.registry.runner`; reference: `docs/reg
 * Expansion is sorted by priority (mapped instances cannot have their own `priority_weight`);
   pool `registry_sources` bounds concurrent sources (`DATASYNC_REGISTRY_POOL` overrides it).
 * **`source_registry_realtime`** is the same pair of tasks every minute for sources with a
-  `realtime` mapping; the 5-minute runner leaves those to it.
+  `realtime` mapping; the 5-minute runner leaves those to it. Postgres sources whose database
+  announces changes (`DATASYNC_REGISTRY_REALTIME_WATCH`, docs/realtime.md)
+  also start it within seconds of a change.
 """
 
+import os
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from datasync.defaults import DEFAULT_ARGS, START_DATE
+from datasync.realtime import changes_asset, on_change_or_cron
 from datasync.registry import runner
 
 PARAMS = {
@@ -85,6 +89,10 @@ def registry_runner(dag_id: str, *, schedule: str, every: timedelta, description
 registry_runner("source_registry_runner", schedule="*/5 * * * *", every=timedelta(minutes=5), realtime=False,
                 tags=["registry", "sync"],
                 description="Every 5 minutes (UTC): the due sources of registry_db.data_source_registry into their tables.")
-registry_runner("source_registry_realtime", schedule="* * * * *", every=timedelta(minutes=1), realtime=True,
+# Platform setting: Postgres connections whose databases announce changes (`python -m datasync
+# realtime enable`); their changes start the realtime runner at once, the minute schedule stays.
+REALTIME_WATCH = [c.strip() for c in os.environ.get("DATASYNC_REGISTRY_REALTIME_WATCH", "").split(",") if c.strip()]
+registry_runner("source_registry_realtime", every=timedelta(minutes=1), realtime=True,
+                schedule=on_change_or_cron("* * * * *", [changes_asset(conn_id) for conn_id in REALTIME_WATCH]),
                 tags=["registry", "sync", "realtime"],
                 description="Every minute (UTC): the registry sources with a realtime mapping.")

@@ -2,7 +2,7 @@
 ### tekmetric_sync
 
 Fills the Tekmetric warehouse (**`tekmetric_warehouse`**) from Tekmetric's partner API
-(**`tekmetric_api`**) every hour (seed 004). Details: `docs/tekmetric-warehouse.md`.
+(**`tekmetric_api`**) every hour. Details: `docs/tekmetric-warehouse.md`.
 
 * **Shops**: those the API token may read, narrowed by `shop_ids` and `shops.sync_enabled`.
   One mapped task group per shop (the map index shows the shop's name); per shop, in order:

@@ -279,6 +279,9 @@ class AirflowStack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(keys["trigger_log_port"]),
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            # An idle scheduler loop sleeps this long (default 1 s); asset events for real-time
+            # sync wait for that loop to become runs and tasks (docs/realtime.md, "Latency").
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         })
         env.update(self.extra_env)

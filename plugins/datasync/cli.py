@@ -3,6 +3,8 @@
     python -m datasync migrate [TARGET ...]   apply migrations through the Airflow connections
     python -m datasync status  [TARGET ...]   list applied / pending migrations
     python -m datasync demo                   create the demo databases and run every pipeline
+    python -m datasync realtime enable|disable CONN_ID TABLE ...
+                                              change notifications on a Postgres source's tables
 
 ``migrate`` and ``status`` find connections where Airflow's components do: ``AIRFLOW_CONN_*``
 variables, the configured secrets backend, then the metadata database. A failure is one line
@@ -56,11 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(cmd)
         p.add_argument("targets", nargs="*", metavar="TARGET", help=f"any of {', '.join(TARGETS)} (default: all)")
     sub.add_parser("demo")
+    rt = sub.add_parser("realtime", help="install or remove change notifications (docs/realtime.md)")
+    rt.add_argument("action", choices=["enable", "disable"])
+    rt.add_argument("conn_id", help="Airflow connection of the Postgres source (a login that may create triggers)")
+    rt.add_argument("tables", nargs="+", metavar="TABLE", help="table or schema.table")
     args = parser.parse_args(argv)
     # Our progress lines; Airflow's own start-up chatter stays out of the output.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("datasync").setLevel(logging.INFO)
-    if args.command in ("migrate", "status"):
+    if args.command in ("migrate", "status", "realtime"):
         os.environ.setdefault(PROCESS_CONTEXT, "server")
 
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -72,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "status":
             return _status(args.targets)
+        if args.command == "realtime":
+            from datasync.realtime import watch
+
+            with connected(args.conn_id) as db:
+                for table in watch(db, args.tables, enabled=args.action == "enable"):
+                    print(f"{args.conn_id}: {table} {'announces its changes' if args.action == 'enable' else 'no longer announces changes'}")
+            return 0
         try:
             from devtools.demo import run_demo
         except ModuleNotFoundError as exc:
@@ -88,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"error: {_one_line(exc)}; check the connection's host, port and login, and that the server is up", file=sys.stderr)
         return 1
-    except (MigrationError, WrongServerKind, LockTimeout, RuntimeError) as exc:
+    except (MigrationError, WrongServerKind, LockTimeout, RuntimeError, ValueError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # anything else: still one line; the traceback on request

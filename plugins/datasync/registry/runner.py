@@ -1,4 +1,4 @@
-"""The registry runner (seed 003, phase 2): which sources are due, and one source's sync.
+"""The registry runner: which sources are due, and one source's sync.
 
 :func:`pick_sources` is the DAG's first task: ``active`` sources whose ``next_sync`` has come by the run's tick
 (or was never set), high priority first; ``source_ids`` forces chosen ones. :func:`run_source`
