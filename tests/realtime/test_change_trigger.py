@@ -65,6 +65,7 @@ class Watching:
 @pytest.fixture
 def lifecycle(migrated_target):
     db = migrated_target("lifecycle")
+    db.bind("lifecycle_db")  # other tests point the connection at databases of their own
     db.query("SELECT datasync_realtime(true)")
     yield db
     db.query("SELECT datasync_realtime(false)")
