@@ -30,6 +30,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from datasync.db import POSTGRES
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "datasync_changes"
@@ -66,9 +68,9 @@ $$;
 def watch(db, tables: Iterable[str], *, enabled: bool = True, channel: str = CHANNEL) -> list[str]:
     """Install (or with ``enabled=False`` remove) the change triggers on ``tables`` of a Postgres
     :class:`datasync.db.Database`; commits. Returns the tables, as ``schema.table``."""
-    if not db.is_postgres:
+    if db.dialect.family != POSTGRES:
         raise ValueError(f"connection '{db.conn_id}': change notifications need Postgres; "
-                         f"{db.dialect} sources stay on the polling schedule")
+                         f"{db.dialect.name} sources stay on the polling schedule")
     if not _NAME.match(channel):
         raise ValueError(f"channel {channel!r}: lower-case letters, digits and _ only")
     done = []

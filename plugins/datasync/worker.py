@@ -19,6 +19,7 @@ PRELOAD = (
     "airflow.sdk.definitions.timetables.interval",
     "airflow.sdk.definitions.timetables.trigger",
     "croniter",
+    "datasync.realtime",  # the change-event assets and on-change-or-cron schedules
     # the task code of the DAGs that run the most task instances
     "datasync.defaults",
     "datasync.registry.runner",

@@ -102,11 +102,12 @@ def prepare_lifecycle(cluster: Cluster, timeout: float = 240) -> None:
     from datasync import lifecycle
     from datasync.db import connected
     from datasync.migrate import migrate
+    from devtools.demo.lifecycle import load_demo_rows
 
     with cluster.connections():
         list(migrate(["lifecycle", "pmo"]))
         with connected(lifecycle.SOURCE_CONN) as db:
-            lifecycle.seed_demo(db.conn)
+            load_demo_rows(db.conn)
     cluster.db["lifecycle_db"].query("SELECT datasync_realtime(true)")
     cluster.stack.unpause(DAG_ID)
     # The watcher starts when the dag-processor next parses the DAG file after the unpause.

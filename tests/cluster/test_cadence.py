@@ -45,7 +45,7 @@ def bound(env: dict[str, str]):
 def cadence(database_factory):
     from datasync.db import connected
     from datasync.migrate import migrate
-    from datasync.registry.demo import register
+    from devtools.demo.registry import register
 
     registry = database_factory("postgres", "cadence")
     home = tempfile.mkdtemp(prefix=f"airflow-cadence-{RUN_TAG}-")

@@ -77,7 +77,7 @@ def demo_screenshot(out: Path, pages: list[str] | None = None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from harness import AIRFLOW_HOME, REPO  # noqa: F401  (sets Airflow's environment)
 
-    from datasync.demo import DEMO_DATABASES, _uri
+    from devtools.demo import DEMO_DATABASES, _uri
     from monitor_server import PASSWORD, USER, api_server_process
 
     for conn_id in DEMO_DATABASES:
