@@ -155,6 +155,7 @@ class Overview:
 def dag_schedules() -> dict[str, dict[str, Any]]:
     """dag_id -> next run time and paused flag, from Airflow's metadata DB (empty if unavailable)."""
     try:
+        # This runs inside the API server, which owns the metadata DB (the task SDK is for workers).
         from sqlalchemy import select
 
         from airflow.models.dag import DagModel
