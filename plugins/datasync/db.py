@@ -83,6 +83,14 @@ class Dialect:
         """Can rows COPY from a server of this dialect straight into ``target``?"""
         return False
 
+    def row_hash(self, exprs: list[str]) -> str:
+        """SQL for a 64-bit hash of one row's values (a NULL differs from every value)."""
+        raise NotImplementedError
+
+    def value_types(self, db: Database, table: str, columns: list[str]) -> dict[str, str]:
+        """Per column, the type both sides cast to before hashing (empty: hash values as stored)."""
+        return {}
+
     def read_only_session(self, db: Database, timeout_seconds: int) -> None:
         """The session never writes and gives up on a statement after ``timeout_seconds``."""
         raise NotImplementedError
@@ -151,6 +159,17 @@ class PostgresDialect(Dialect):
 
     def copy_between(self, target: Dialect) -> bool:
         return isinstance(target, PostgresDialect)
+
+    def row_hash(self, exprs: list[str]) -> str:
+        return f"hashtextextended(ROW({', '.join(exprs)})::text, 0)"
+
+    def value_types(self, db: Database, table: str, columns: list[str]) -> dict[str, str]:
+        rows = db.fetchall("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                           "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                           (".".join(self.quote(p) for p in table.split(".")),))
+        db.commit()
+        # json has no equality; jsonb's ignores key order and spacing, as the merge does
+        return {name: "jsonb" if kind == "json" else kind for name, kind in rows if name in columns}
 
     def read_only_session(self, db: Database, timeout_seconds: int) -> None:
         db.execute(f"SET statement_timeout = {int(timeout_seconds) * 1000}").close()
@@ -227,6 +246,11 @@ class MySqlDialect(Dialect):
         from datasync.engine.writers import MySqlWriter
 
         return MySqlWriter
+
+    def row_hash(self, exprs: list[str]) -> str:
+        # QUOTE() spells NULL as the bare word NULL and every value as a quoted string
+        quoted = ", ".join(f"QUOTE({e})" for e in exprs)
+        return f"CAST(CONV(LEFT(MD5(CONCAT_WS(',', {quoted})), 16), 16, 10) AS UNSIGNED)"
 
     def read_only_session(self, db: Database, timeout_seconds: int) -> None:
         db.execute("SET SESSION TRANSACTION READ ONLY").close()

@@ -104,8 +104,10 @@ class SqlSource:
         return (tuple(row) if row else None), full
 
     def page_sql(self, columns: list[str], window: Window, limit: int | None, *, through: tuple | None = None,
-                 descending: bool = False, offset: int = 0) -> tuple[str, list[Any]]:
-        """SELECT of the next page: ``limit`` rows, or every row up to and including ``through``."""
+                 descending: bool = False, offset: int = 0, select: str | None = None,
+                 ordered: bool = True) -> tuple[str, list[Any]]:
+        """SELECT of the next page: ``limit`` rows, or every row up to and including ``through``
+        (``select`` replaces the column list, e.g. with aggregates, then ``ordered=False``)."""
         db = self.open()
         q = db.quote
         where, params = [], []
@@ -125,9 +127,9 @@ class SqlSource:
             params += [self._param(v) for v in keyset_params(list(through))]
         direction = " DESC" if descending else ""
         sql = (
-            f"SELECT {', '.join(q(c) for c in columns)} FROM {self._from()}"
+            f"SELECT {select or ', '.join(q(c) for c in columns)} FROM {self._from()}"
             + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY {', '.join(q(c) + direction for c in window.order)}"
+            + (f" ORDER BY {', '.join(q(c) + direction for c in window.order)}" if ordered else "")
             + (f" LIMIT {int(limit)}" if limit else "")
             + (f" OFFSET {int(offset)}" if offset else "")
         )

@@ -25,7 +25,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from datasync.db import Database, connect
-from datasync.engine import state
+from datasync.engine import compare, state
+from datasync.engine.compare import Comparison
 from datasync.engine.frame import RejectThresholdExceeded, RunFrame  # noqa: F401 (the engine exports it)
 from datasync.engine.progress import Progress, source_total
 from datasync.engine.sources import RowsSource, SqlSource, Window
@@ -56,6 +57,9 @@ class SyncSpec:
     lock_wait_seconds: float = 60.0
     delete_missing: bool = True  # full mode: delete target rows the source no longer has
     bulk_load_empty: bool = True  # an initial load into an empty table COPYs straight in (Postgres)
+    # Full mode, source and target of one family: rows per key range whose hashes both servers
+    # compare before anything moves (see datasync.engine.compare); 0 reads and merges every row.
+    compare_rows: int = 10_000
     # Incremental, time cursor: a row whose parent (foreign key) is not in the target yet and whose
     # cursor is within this of the run's upper bound is deferred, not rejected: the cursor stops
     # before it and the next run reads it again (its parent committed meanwhile). Older: a reject.
@@ -142,6 +146,21 @@ class SyncRun:
         # COPY straight from source to target: both Postgres
         return isinstance(self.source, SqlSource) and self.source.open().dialect.copy_between(self.db.dialect)
 
+    def _copy_range(self, writer, window: Window, through: tuple | None) -> tuple[Counts, list[Reject]]:
+        """COPY the source rows after ``window.after`` through ``through`` into the target."""
+        src = self.source
+        sql, params = src.page_sql(self.columns, window, None, through=through)
+        sp = writer.savepoint()
+        try:
+            counts = writer.copy_page(src.open().cursor(), f"COPY ({sql}) TO STDOUT", params)
+            src.open().commit()
+            return counts, []
+        except Exception:
+            # Bad values stop COPY: read the same rows one by one so each can be judged and named.
+            writer.rollback_to(sp)
+            src.open().rollback()
+            return writer.write(src.fetch_page(self.columns, window, None, through=through))
+
     def _pages(self, writer, window: Window):
         """Yield (counts, rejects, last_row_position) per page, written but not committed."""
         spec, src = self.spec, self.source
@@ -164,18 +183,7 @@ class SyncRun:
                 last, full = src.page_end(window, spec.batch_size)
                 if last is None:
                     return
-                sql, params = src.page_sql(self.columns, window, None, through=last)
-                sp = writer.savepoint()
-                try:
-                    counts = writer.copy_page(src.open().cursor(), f"COPY ({sql}) TO STDOUT", params)
-                    src.open().commit()
-                    rejects: list[Reject] = []
-                except Exception:
-                    # Bad values stop COPY: read the same page as rows so each can be judged and named.
-                    writer.rollback_to(sp)
-                    src.open().rollback()
-                    rows = src.fetch_page(self.columns, window, None, through=last)
-                    counts, rejects = writer.write(rows)
+                counts, rejects = self._copy_range(writer, window, last)
                 n = spec.batch_size if full else 0
             else:
                 rows = src.fetch_page(self.columns, window, spec.batch_size)
@@ -248,11 +256,19 @@ class SyncRun:
             writer.close()
         return pos
 
+    def _comparable(self) -> bool:
+        """Can both servers hash the rows (one family, one row per key at the source)?"""
+        return (self.spec.compare_rows > 0 and self.unique_keys and isinstance(self.source, SqlSource)
+                and self.source.open().dialect.family == self.db.dialect.family and not self._target_empty())
+
     def full(self) -> Position:
+        if self._comparable():
+            return self._full_compared()
         spec = self.spec
         writer = writer_for(self.db, self.table, self.columns, list(spec.key), spec.cursor_column, track_seen=True,
                             unique_keys=self.unique_keys)
-        top = None
+        empty = self._target_empty()  # then every row at the end came from this run: nothing to delete
+        writer.direct = spec.bulk_load_empty and self.unique_keys and empty
         window = Window(order=self.order)
         progress = Progress(spec.name, source_total(self.source, self.columns, window), committed=False)
         try:
@@ -266,17 +282,63 @@ class SyncRun:
                 self.frame.details[spec.name]["kept_missing"] = True
                 log.warning("%s: %d row(s) could not be read from the source; rows missing from it are not deleted "
                             "this run", spec.name, len(self.frame.source_rejects))
-            elif spec.delete_missing:
+            elif spec.delete_missing and not empty:
                 self.counts.deleted = writer.delete_unseen()
-            pos = state.read_cursor(self.db, spec.name)
-            if spec.cursor_column:
-                col = self.db.quote(spec.cursor_column)
-                top = self.db.fetchone(f"SELECT MAX({col}) FROM {writer.target}")[0]
-                pos = Position(top, None, pos.rows_synced + self.counts.inserted + self.counts.updated)
-            self.frame.commit(pos if spec.cursor_column else None)  # rows, deletes and cursor land together
+            return self._commit_full(writer)
         finally:
             writer.close()
+
+    def _commit_full(self, writer) -> Position:
+        """Rows, deletes and the cursor (the target's newest value) land together."""
+        spec = self.spec
+        pos = state.read_cursor(self.db, spec.name)
+        if spec.cursor_column:
+            col = self.db.quote(spec.cursor_column)
+            top = self.db.fetchone(f"SELECT MAX({col}) FROM {writer.target}")[0]
+            pos = Position(top, None, pos.rows_synced + self.counts.inserted + self.counts.updated)
+        self.frame.commit(pos if spec.cursor_column else None)
         return pos
+
+    def _full_compared(self) -> Position:
+        """Full refresh reading only the rows whose hashes differ (datasync.engine.compare)."""
+        spec, src, key = self.spec, self.source, list(self.spec.key)
+        writer = writer_for(self.db, self.table, self.columns, key, spec.cursor_column, unique_keys=True)
+        comparison = Comparison(src, self.db, self.table.name, self.columns, key, spec.compare_rows)
+        progress = Progress(spec.name, source_total(src, self.columns, Window(order=key)), committed=False)
+        waiting: list[tuple] = []  # keys to read and merge, gathered across ranges into pages
+        shown = 0
+
+        def merge_waiting() -> None:
+            if waiting:
+                counts, rejects = writer.write(compare.rows_of(src, self.columns, key, waiting))
+                self._take(counts, rejects, writer)
+                waiting.clear()
+
+        try:
+            for rng, n_src, equal, changed, gone in comparison.ranges():
+                if len(changed) * 2 > n_src and self._passthrough():  # mostly new: COPY the whole range
+                    self._take(*self._copy_range(writer, rng.window(key), rng.through), writer)
+                else:
+                    self.frame.take(Counts(read=equal, unchanged=equal), [])
+                    waiting += changed
+                    if len(waiting) >= spec.batch_size:
+                        merge_waiting()
+                if gone and spec.delete_missing:
+                    there = compare.still_in_source(src, key, gone)
+                    self.counts.deleted += compare.delete_keys(self.db, writer.target, key,
+                                                               [k for k in gone if k not in there])
+                shown += n_src
+                if shown >= spec.batch_size:
+                    progress.page(shown)
+                    shown = 0
+            merge_waiting()
+            if shown:
+                progress.page(shown)
+            self.frame.check_budget()
+            return self._commit_full(writer)
+        finally:
+            comparison.close()
+            writer.close()
 
     def prune(self) -> Position:
         """Only delete: target rows whose key the source no longer has, in one transaction.
