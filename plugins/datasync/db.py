@@ -83,8 +83,9 @@ class Dialect:
         """Can rows COPY from a server of this dialect straight into ``target``?"""
         return False
 
-    def row_hash(self, exprs: list[str]) -> str:
-        """SQL for a 64-bit hash of one row's values (a NULL differs from every value)."""
+    def row_hash(self, exprs: list[str], as_text: bool = False) -> str:
+        """SQL for a 64-bit hash of one row's values (a NULL differs from every value); ``as_text``
+        hashes their text, for values the typed hash cannot take."""
         raise NotImplementedError
 
     def value_types(self, db: Database, table: str, columns: list[str]) -> dict[str, str]:
@@ -160,8 +161,11 @@ class PostgresDialect(Dialect):
     def copy_between(self, target: Dialect) -> bool:
         return isinstance(target, PostgresDialect)
 
-    def row_hash(self, exprs: list[str]) -> str:
-        return f"hashtextextended(ROW({', '.join(exprs)})::text, 0)"
+    def row_hash(self, exprs: list[str], as_text: bool = False) -> str:
+        if as_text:
+            return f"hashtextextended(ROW({', '.join(exprs)})::text, 0)"
+        # each type's own hash, which agrees with its equality (1.50 = 1.5, -0 = 0) and skips text output
+        return f"hash_record_extended(ROW({', '.join(exprs)}), 0)"
 
     def value_types(self, db: Database, table: str, columns: list[str]) -> dict[str, str]:
         rows = db.fetchall("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
@@ -247,7 +251,7 @@ class MySqlDialect(Dialect):
 
         return MySqlWriter
 
-    def row_hash(self, exprs: list[str]) -> str:
+    def row_hash(self, exprs: list[str], as_text: bool = True) -> str:
         # QUOTE() spells NULL as the bare word NULL and every value as a quoted string
         quoted = ", ".join(f"QUOTE({e})" for e in exprs)
         return f"CAST(CONV(LEFT(MD5(CONCAT_WS(',', {quoted})), 16), 16, 10) AS UNSIGNED)"

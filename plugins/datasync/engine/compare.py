@@ -1,19 +1,21 @@
 """Full refresh that moves only what differs: both servers hash the same key ranges, and only
 ranges whose hashes differ are compared row by row; only rows that differ are read and merged.
 
-Ranges come from the source: every ``compare_rows``-th key in key order (one index-only pass).
-For each range both servers compute ``count(*)`` and the sum of a 64-bit hash of each row's values
-(in parallel, on connections of their own, one range ahead of the merging). Equal: nothing to do.
+Ranges come from the source: each ends at the ``compare_rows``-th next key. For each range both
+servers compute ``count(*)`` and the sum of a 64-bit hash of each row's values (in parallel, on
+connections of their own, one range ahead of the merging). Equal: nothing to do.
 Different: both sides list ``(key, row hash)`` for the range; new and changed keys are read from the
 source and go through the writer's merge; target keys the source lacks are checked once more
 against the source before they are deleted (a key can sort differently on two servers).
 
-Equality. Each value is cast to the target column's type on both servers before hashing (Postgres:
-``x::numeric(12,2)``, json as jsonb, so key order and spacing do not count), then the row's text is
-hashed. Both sessions run in UTC. Values that still hash differently although the target holds the
-same value (say a float the target rounds) cost a re-read of their rows each run but are never
-rewritten: the merge writes only rows the target's own equality finds distinct
-(``IS DISTINCT FROM``; MySQL's ``ON DUPLICATE KEY UPDATE`` leaves equal rows alone).
+Equality. Both servers cast each value to the target column's type before hashing, both sessions
+in UTC. Postgres then hashes each value with its type's own hash function, which agrees with the
+type's equality (numeric 1.50 = 1.5, float -0 = 0, jsonb ignores key order and spacing; json is
+compared as jsonb): the sums agree exactly when the merge's ``IS DISTINCT FROM`` would find nothing
+to do. Types without a hash function, and a value that does not cast, are hashed as text. MySQL-family
+servers hash the values' text (``QUOTE``). Rows whose text differs although the target finds them
+equal (a DOUBLE 1.5 and a DECIMAL 1.50) are read again each run but never rewritten: the merge writes
+only rows the target finds distinct (``ON DUPLICATE KEY UPDATE`` leaves equal rows alone).
 
 Used when source and target are the same family (a Postgres row's text is not a MariaDB row's text)
 and the source table's primary key is the sync key; the target rows, deletes and cursor still land
@@ -27,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from datasync.db import Database
+from datasync.db import POSTGRES, Database
 from datasync.engine.sources import SqlSource, Window
 
 log = logging.getLogger(__name__)
@@ -48,88 +50,92 @@ class Side:
     """One server's view of the rows: the table (or query) and how its rows are hashed."""
 
     def __init__(self, source: SqlSource, columns: list[str], key: list[str], casts: dict[str, str],
-                 writing: bool = False):
+                 as_text: bool, writing: bool = False):
         # writing: the connection holds the run's uncommitted writes; read inside that transaction
         self.source, self.key, self.writing = source, key, writing
         db = source.open()
         q = db.quote
         exprs = [f"{q(c)}::{casts[c]}" if c in casts else q(c) for c in columns]
-        self.row_hash = db.dialect.row_hash(exprs)
-        self.plain_hash = db.dialect.row_hash([q(c) for c in columns])  # when a cast fails on a bad value
+        self.row_hash = db.dialect.row_hash(exprs, as_text=as_text)
+        self.plain_hash = db.dialect.row_hash([q(c) for c in columns], as_text=True)  # a value that does not cast
 
-    def summary(self, rng: Range) -> tuple[int, int | None]:
-        """(rows, hash sum) of a range; the sum is None when hashing failed (a value that does not cast)."""
+    def _read(self, select: str, rng: Range, **page) -> tuple[list[tuple], bool]:
+        """Rows of ``select`` over the range, and whether they are typed hashes (False: text hashes)."""
         db = self.source.open()
         for expr in (self.row_hash, self.plain_hash):
-            sql, params = self.source.page_sql(self.key, Window(order=self.key, after=rng.after), None,
-                                               through=rng.through, select=f"count(*), sum({expr})", ordered=False)
-            try:
-                count, total = db.fetchone(sql, params)
-                db.commit()
-                return int(count), None if expr is self.plain_hash else int(total or 0)
-            except Exception as exc:
-                if not _is_value_error(exc):
-                    raise
-                db.rollback()
-        raise AssertionError("unreachable")
-
-    def hashes(self, rng: Range, limit: int | None = None, after: tuple | None = None) -> list[tuple]:
-        """``(*key, row hash)`` of the range in key order, from ``after`` on, at most ``limit``."""
-        db = self.source.open()
-        window = Window(order=self.key, after=after if after is not None else rng.after)
-        cols = ", ".join(db.quote(k) for k in self.key)
-        for expr in (self.row_hash, self.plain_hash):
-            sql, params = self.source.page_sql(self.key, window, limit, through=rng.through, select=f"{cols}, {expr}")
+            sql, params = self.source.page_sql(self.key, page.pop("window", rng.window(self.key)), page.pop("limit", None),
+                                               through=rng.through, select=select.format(hash=expr), **page)
             if self.writing:  # the target's own types: nothing to fail on
-                return db.fetchall(sql, params)
+                return db.fetchall(sql, params), True
             try:
                 rows = db.fetchall(sql, params)
                 db.commit()
-                return rows
+                return rows, expr is self.row_hash
             except Exception as exc:
-                if not _is_value_error(exc):
+                if not _is_value_error(exc) or expr is self.plain_hash:
                     raise
                 db.rollback()
         raise AssertionError("unreachable")
+
+    def summary(self, rng: Range) -> tuple[int, int | None]:
+        """(rows, hash sum) of a range; the sum is None when a value did not cast."""
+        [(count, total)], typed = self._read("count(*), sum({hash})", rng, ordered=False)
+        return int(count), int(total or 0) if typed else None
+
+    def hashes(self, rng: Range, limit: int | None = None, after: tuple | None = None) -> list[tuple]:
+        """``(*key, row hash)`` of the range in key order, from ``after`` on, at most ``limit``."""
+        cols = ", ".join(self.source.open().quote(k) for k in self.key)
+        window = Window(order=self.key, after=after if after is not None else rng.after)
+        return self._read(f"{cols}, {{hash}}", rng, window=window, limit=limit)[0]
 
 
 def _is_value_error(exc: Exception) -> bool:
     sqlstate = getattr(exc, "sqlstate", None) or ""
-    return sqlstate.startswith(("22", "42846"))  # data exception; cannot coerce
+    return sqlstate.startswith(("22", "42846", "42883"))  # data exception; cannot coerce; no hash function
 
 
-def boundaries(source: SqlSource, key: list[str], every: int) -> list[Range]:
-    """Key ranges of ``every`` source rows each (the last one open-ended)."""
-    db = source.open()
+def _hashable(db: Database, table: str, columns: list[str], casts: dict[str, str]) -> bool:
+    """Do the target's column types all have a hash function? (Asked on a connection of its own.)"""
     q = db.quote
-    cols = ", ".join(q(k) for k in key)
-    sql = (f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER (ORDER BY {cols}) AS ds_n FROM {source._from()}) AS ds_b "
-           f"WHERE MOD(ds_n, {int(every)}) = 0 ORDER BY {cols}")
-    points = [tuple(r) for r in db.fetchall(sql)]
-    db.commit()
-    ranges, after = [], None
-    for point in points:
-        ranges.append(Range(after, point))
-        after = point
-    ranges.append(Range(after, None))
-    return ranges
+    sql = f"SELECT {db.dialect.row_hash([q(c) for c in columns])} FROM {'.'.join(q(p) for p in table.split('.'))} LIMIT 1"
+    try:
+        db.fetchall(sql)
+        return True
+    except Exception as exc:
+        if not _is_value_error(exc):
+            raise
+        return False
+    finally:
+        db.rollback()
 
 
 class Comparison:
-    """Walks the ranges; yields per range what must move: counts so far, keys to read, keys gone."""
+    """Walks the ranges, yielding for each ``(range, source rows, equal rows, changed keys, gone keys)``.
+
+    The next range is planned while this one is merged, on connections of their own (one thread
+    per server): its end is the ``compare_rows``-th source key (an index-only read) and both servers
+    sum its hashes at once. A range that differs is listed row by row on both servers at once.
+    While ranges keep differing (changes spread thinly over the table) the sums are skipped: they
+    would only cost a second hashing."""
+
+    STREAK = 2  # ranges in a row that differed, after which sums are skipped
 
     def __init__(self, source: SqlSource, target_db: Database, target_table: str, columns: list[str],
                  key: list[str], every: int):
         self.key, self.every = key, every
-        casts = target_db.dialect.value_types(target_db, target_table, columns)
-        # Range sums run on connections of their own, one thread per server, ahead of the merge.
+        self.casts = casts = target_db.dialect.value_types(target_db, target_table, columns)
         self._src_sum = SqlSource(source.conn_id, table=source.table, query=source.query)
         self._tgt_sum = SqlSource(target_db.conn_id, table=target_table)
-        self.source = Side(source, columns, key, casts)
-        self.target = Side(SqlSource(target_db.conn_id, table=target_table, db=target_db), columns, key, casts,
-                           writing=True)
-        self._sums = (Side(self._src_sum, columns, key, casts), Side(self._tgt_sum, columns, key, casts))
-        self._pools = (ThreadPoolExecutor(1, "ds-sum-src"), ThreadPoolExecutor(1, "ds-sum-tgt"))
+        as_text = not _hashable(self._tgt_sum.open(), target_table, columns, casts)
+
+        def side(src: SqlSource, writing: bool = False) -> Side:
+            return Side(src, columns, key, casts, as_text, writing)
+
+        self.source = side(source)
+        self.target = side(SqlSource(target_db.conn_id, table=target_table, db=target_db), writing=True)
+        self._sums = (side(self._src_sum), side(self._tgt_sum))
+        self._pools = (ThreadPoolExecutor(1, "ds-sum-src"), ThreadPoolExecutor(1, "ds-sum-tgt"),
+                       ThreadPoolExecutor(1, "ds-diff-src"))
 
     def close(self) -> None:
         for pool in self._pools:
@@ -137,37 +143,39 @@ class Comparison:
         self._src_sum.close()
         self._tgt_sum.close()
 
+    def _plan(self, after: tuple | None, summed: bool) -> tuple[Range, Future | None, Future | None]:
+        """The range after ``after`` (source-sum thread), and its sums on both servers if wanted."""
+        end, full = self._src_sum.page_end(Window(order=self.key, after=after), self.every)
+        rng = Range(after, end if full else None)
+        if not summed:
+            return rng, None, None
+        return rng, self._pools[0].submit(self._sums[0].summary, rng), self._pools[1].submit(self._sums[1].summary, rng)
+
     def ranges(self):
-        """Yield ``(range, source rows, equal rows, changed keys, gone keys)`` per range that differs,
-        and ``(range, rows, rows, [], [])`` for one that does not."""
-        ranges = boundaries(self.source.source, self.key, self.every)
-        ahead: list[tuple[Future, Future]] = []
-        pending = iter(ranges)
-
-        def submit() -> None:
-            rng = next(pending, None)
-            if rng is not None:
-                ahead.append((self._pools[0].submit(self._sums[0].summary, rng),
-                              self._pools[1].submit(self._sums[1].summary, rng)))
-
-        for _ in range(2):
-            submit()
-        for rng in ranges:
-            src_f, tgt_f = ahead.pop(0)
-            submit()
-            (n_src, h_src), (n_tgt, h_tgt) = src_f.result(), tgt_f.result()
-            if h_src is not None and (n_src, h_src) == (n_tgt, h_tgt):
-                yield rng, n_src, n_src, [], []
-                continue
-            yield (rng, *self._diff(rng))
+        differing = 0  # ranges in a row that differed
+        planned = self._pools[0].submit(self._plan, None, True)
+        while planned is not None:
+            rng, src_sum, tgt_sum = planned.result()
+            planned = None if rng.through is None else self._pools[0].submit(
+                self._plan, rng.through, differing < self.STREAK)
+            if src_sum is not None:
+                (n_src, h_src), (n_tgt, h_tgt) = src_sum.result(), tgt_sum.result()
+                if h_src is not None and (n_src, h_src) == (n_tgt, h_tgt):
+                    differing = 0
+                    yield rng, n_src, n_src, [], []
+                    continue
+            n_src, equal, changed, gone = self._diff(rng)
+            differing = differing + 1 if changed or gone else 0
+            yield rng, n_src, equal, changed, gone
 
     def _diff(self, rng: Range) -> tuple[int, int, list[tuple], list[tuple]]:
         width = len(self.key)
-        source = {tuple(r[:width]): r[width] for r in self.source.hashes(rng)}
+        listed = self._pools[2].submit(self.source.hashes, rng)
+        first = self.target.hashes(rng, self.every)  # meanwhile, on this thread
+        source = {tuple(r[:width]): r[width] for r in listed.result()}
         n_src, equal, changed, gone = len(source), 0, [], []
-        after = None
+        page = first
         while True:  # the target's side in pages: it may hold far more rows in this range than the source
-            page = self.target.hashes(rng, self.every, after)
             for row in page:
                 k, h = tuple(row[:width]), row[width]
                 theirs = source.pop(k, _MISSING)
@@ -179,7 +187,7 @@ class Comparison:
                     changed.append(k)
             if len(page) < self.every:
                 break
-            after = tuple(page[-1][:width])
+            page = self.target.hashes(rng, self.every, tuple(page[-1][:width]))
         changed += source.keys()  # new
         return n_src, equal, changed, gone
 
@@ -187,9 +195,12 @@ class Comparison:
 _MISSING = object()
 
 
-def key_in(db: Database, key: list[str], keys: list[tuple]) -> tuple[str, list[Any]]:
-    """``key IN (...)`` for a list of key tuples (one column or a row value)."""
+def key_in(db: Database, key: list[str], keys: list[tuple], key_type: str | None = None) -> tuple[str, list[Any]]:
+    """``key IN (...)`` for a list of key tuples (one column or a row value); on Postgres with the
+    key's type given, one array parameter (typed, so the key's index serves it)."""
     q = db.quote
+    if len(key) == 1 and key_type and db.dialect.family == POSTGRES:
+        return f"{q(key[0])} = ANY(%s::{key_type}[])", [[db.dialect.param(k[0]) for k in keys]]
     if len(key) == 1:
         return f"{q(key[0])} IN ({', '.join(['%s'] * len(keys))})", [db.dialect.param(k[0]) for k in keys]
     one = "(" + ", ".join(["%s"] * len(key)) + ")"

@@ -148,18 +148,24 @@ class SyncRun:
 
     def _copy_range(self, writer, window: Window, through: tuple | None) -> tuple[Counts, list[Reject]]:
         """COPY the source rows after ``window.after`` through ``through`` into the target."""
-        src = self.source
-        sql, params = src.page_sql(self.columns, window, None, through=through)
+        sql, params = self.source.page_sql(self.columns, window, None, through=through)
+        return self._copy(writer, sql, params)
+
+    def _copy(self, writer, sql: str, params: Any) -> tuple[Counts, list[Reject]]:
+        """COPY the rows of a source query into the target (Postgres to Postgres)."""
+        db = self.source.open()
         sp = writer.savepoint()
         try:
-            counts = writer.copy_page(src.open().cursor(), f"COPY ({sql}) TO STDOUT", params)
-            src.open().commit()
+            counts = writer.copy_page(db.cursor(), f"COPY ({sql}) TO STDOUT", params)
+            db.commit()
             return counts, []
         except Exception:
-            # Bad values stop COPY: read the same rows one by one so each can be judged and named.
+            # Bad values stop COPY: read the same rows as values so each can be judged and named.
             writer.rollback_to(sp)
-            src.open().rollback()
-            return writer.write(src.fetch_page(self.columns, window, None, through=through))
+            db.rollback()
+            rows = db.fetchall(sql, params)
+            db.commit()
+            return writer.write(rows)
 
     def _pages(self, writer, window: Window):
         """Yield (counts, rejects, last_row_position) per page, written but not committed."""
@@ -304,15 +310,21 @@ class SyncRun:
         spec, src, key = self.spec, self.source, list(self.spec.key)
         writer = writer_for(self.db, self.table, self.columns, key, spec.cursor_column, unique_keys=True)
         comparison = Comparison(src, self.db, self.table.name, self.columns, key, spec.compare_rows)
-        progress = Progress(spec.name, source_total(src, self.columns, Window(order=key)), committed=False)
+        progress = Progress(spec.name, committed=False)  # no count first: it would cost a third of a no-op run
         waiting: list[tuple] = []  # keys to read and merge, gathered across ranges into pages
         shown = 0
 
         def merge_waiting() -> None:
-            if waiting:
+            if not waiting:
+                return
+            if self._passthrough():  # one COPY of the rows by key, never Python values
+                where, params = compare.key_in(src.open(), key, waiting, comparison.casts.get(key[0]))
+                cols = ", ".join(self.db.quote(c) for c in self.columns)
+                counts, rejects = self._copy(writer, f"SELECT {cols} FROM {src._from()} WHERE {where}", params)
+            else:
                 counts, rejects = writer.write(compare.rows_of(src, self.columns, key, waiting))
-                self._take(counts, rejects, writer)
-                waiting.clear()
+            self._take(counts, rejects, writer)
+            waiting.clear()
 
         try:
             for rng, n_src, equal, changed, gone in comparison.ranges():

@@ -218,9 +218,16 @@ class PostgresWriter(Writer):
             if self.unique_keys
             else f"SELECT DISTINCT ON ({keys}) {cols} FROM {self.stage} ORDER BY {', '.join(order)}"
         )
+        # Unchanged rows are dropped by an anti-join before the upsert: much cheaper than letting
+        # ON CONFLICT lock and compare each of them (its WHERE still guards a concurrent change).
+        match = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in self.key)
+        same = (f" AND ROW({', '.join(cmp('t', c) for c in rest)}) IS NOT DISTINCT FROM ROW({', '.join(cmp('s', c) for c in rest)})"
+                if rest else "")
+        changed = (f"SELECT {', '.join('s.' + q(c) for c in self.columns)} FROM src s "
+                   f"WHERE NOT EXISTS (SELECT 1 FROM {self.target} t WHERE {match}{same})")
         return (
             f"WITH src AS ({pick}){seen}, "
-            f"up AS (INSERT INTO {self.target} AS t ({cols}) SELECT {cols} FROM src ON CONFLICT ({keys}) {conflict} "
+            f"up AS (INSERT INTO {self.target} AS t ({cols}) {changed} ON CONFLICT ({keys}) {conflict} "
             "RETURNING (xmax = 0) AS inserted) "
             f"SELECT (SELECT count(*) FROM {self.stage}), (SELECT count(*) FROM src), "
             "count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
