@@ -122,16 +122,16 @@ def render(results: list[dict], load: tuple[float, float, float] | None = None) 
     return "\n".join(out)
 
 
-def run_script(script: str, argv: list[str]) -> tuple[int, list[str]]:
-    """Run one benchmark, passing its output through; (exit code, its stdout lines)."""
+def run_script(script: str, argv: list[str], lines: list[str]) -> int:
+    """Run one benchmark, passing its output through and collecting its stdout lines into ``lines``
+    (kept when interrupted); its exit code."""
     proc = subprocess.Popen([sys.executable, str(HERE / script), *argv], stdout=subprocess.PIPE, text=True, bufsize=1)
-    lines = []
     try:
         for line in proc.stdout:
             sys.stdout.write(line)
             sys.stdout.flush()
             lines.append(line.rstrip("\n"))
-        return proc.wait(), lines
+        return proc.wait()
     except BaseException:
         # interrupted: let the benchmark clean up (it drops its databases on SIGTERM), then go on unwinding
         if proc.poll() is None:
@@ -177,14 +177,18 @@ def _run_all(args, chosen: list[str]) -> int:
                 extra = [a.format(rows=args.rows) for a in extra]
                 label = f"{name} (run {k + 1} of {args.repeat})" if args.repeat > 1 else name
                 print(f"\n=== {' '.join(['bench/' + script, *extra])}  [{label}]", flush=True)
-                code, lines = run_script(script, extra)
-                results += parse_results(lines, name, k)
+                lines: list[str] = []
+                try:
+                    code = run_script(script, extra, lines)
+                finally:
+                    results += parse_results(lines, name, k)
                 if code != 0:
                     failed.append(f"{label}: bench/{script} exited {code}")
     except (KeyboardInterrupt, SystemExit):
         interrupted = True
     if args.json:
-        args.json.write_text(json.dumps({"argv": sys.argv[1:], "results": results, "failed": failed,
+        options = {"rows": args.rows, "only": chosen, "repeat": args.repeat}
+        args.json.write_text(json.dumps({"options": options, "results": results, "failed": failed,
                                          "load": os.getloadavg()}, indent=1))
     print(f"\n=== benchmark results ({time.monotonic() - started:.0f} s)", flush=True)
     print(render(results, os.getloadavg()))

@@ -65,19 +65,20 @@ def test_scratch_drops_when_the_process_is_terminated():
             "    print(s.pg('bench_term'), s.my('bench_term'), flush=True)\n"
             "    time.sleep(60)\n")
     child = subprocess.Popen([sys.executable, "-c", code, str(REPO / "bench")], stdout=subprocess.PIPE, text=True)
+    pg = my = None
     try:
         pg, my = child.stdout.readline().split()
         assert benchlib.pg_exists(pg) and benchlib.my_exists(my)
         child.send_signal(signal.SIGTERM)
-        assert child.wait(timeout=20) == 128 + signal.SIGTERM
+        assert child.wait(timeout=20) == 128 + signal.SIGTERM  # SystemExit: the with-block unwound
+        assert not benchlib.pg_exists(pg) and not benchlib.my_exists(my)
     finally:
         if child.poll() is None:
             child.kill()
-    left = [benchlib.pg_exists(pg), benchlib.my_exists(my)]
-    if any(left):  # this test failed: still leave nothing behind
-        benchlib._pg_admin(f'DROP DATABASE IF EXISTS "{pg}" WITH (FORCE)')
-        benchlib._my_admin(f"DROP DATABASE IF EXISTS `{my}`")
-    assert left == [False, False]
+            child.wait()
+        if pg:  # the test failed: still leave nothing behind
+            benchlib._pg_admin(f'DROP DATABASE IF EXISTS "{pg}" WITH (FORCE)')
+            benchlib._my_admin(f"DROP DATABASE IF EXISTS `{my}`")
 
 
 # ---- emit -----------------------------------------------------------------------------------------------------
