@@ -17,7 +17,7 @@ each its own target table) in a throwaway Postgres database, then measures, in t
 
 The real-executor cycle is an estimate from those measurements; it is labelled as one. The target
 (500 sources in under 5 minutes via dag.test) is applied per source: 0.6 s a source. The default of 100
-sources keeps ``make bench`` to about two minutes here; ``--sources 500`` is the full-size run (about
+sources keeps ``make bench`` to two or three minutes here; ``--sources 500`` is the full-size run (about
 7 minutes on a 2-core machine). The cycles, the runner loop and the task start-up are ``BENCH-RESULT``
 rows (bench/benchlib.py); the registry database has a unique name and is dropped at the end.
 """

@@ -160,6 +160,11 @@ class Scratch:
 
 
 # ---- results ----------------------------------------------------------------------------------------------
+def seconds_text(seconds: float) -> str:
+    """Milliseconds stay readable: 12.345, 0.123, 0.000471."""
+    return f"{seconds:.3f}" if seconds >= 0.1 else f"{seconds:.3g}"
+
+
 def judge(seconds: float, ratio: float | None, target: float | None, limit_seconds: float | None) -> bool | None:
     """True/False against the target (ratio >= target) and/or the limit (seconds <= limit); None without either."""
     if target is None and limit_seconds is None:
@@ -182,11 +187,12 @@ def emit(case: str, seconds: float, *, baseline: str | None = None, baseline_sec
     result = {"case": case, "seconds": seconds, "baseline": baseline, "baseline_seconds": baseline_seconds,
               "ratio": ratio, "target": target, "limit_seconds": limit_seconds,
               "met": judge(seconds, ratio, target, limit_seconds), "rss_mb": rss_mb, "rows": rows, "note": note}
-    parts = [f"{case}: {seconds:.3f} s"]
+    parts = [f"{case}: {seconds_text(seconds)} s"]
     if rows:
         parts.append(f"{rows:,} rows ({rows / seconds:,.0f}/s)" if seconds > 0 else f"{rows:,} rows")
     if baseline_seconds is not None:
-        parts.append(f"baseline {baseline or '?'} {baseline_seconds:.3f} s, ratio {ratio:.2f}x")
+        ratio_text = "n/a" if ratio is None else f"{ratio:.2f}x"
+        parts.append(f"baseline {baseline or '?'} {seconds_text(baseline_seconds)} s, ratio {ratio_text}")
     if target is not None:
         parts.append(f"target >= {target:g}x")
     if limit_seconds is not None:

@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from benchlib import RESULT_TAG, judge  # noqa: E402
+from benchlib import RESULT_TAG, judge, seconds_text  # noqa: E402
 
 # name -> (script, arguments); ``{rows}`` is replaced by --rows. Ordered as they run.
 BENCHES: dict[str, tuple[str, list[str]]] = {
@@ -95,17 +95,19 @@ def render(results: list[dict], load: tuple[float, float, float] | None = None) 
     rows = summarise(results)
     cells = []
     for row in rows:
-        time_cell = _num(row["seconds"], 3)
+        time_cell = seconds_text(row["seconds"])
         if row["runs"] > 1:
-            time_cell += f" ({row['min']:.3f}-{row['max']:.3f})"
-        cells.append([row["case"], time_cell, row["baseline"] or "", _num(row["baseline_seconds"], 3),
+            time_cell += f" ({seconds_text(row['min'])}-{seconds_text(row['max'])})"
+        baseline_cell = "" if row["baseline_seconds"] is None else seconds_text(row["baseline_seconds"])
+        cells.append([row["case"], time_cell, row["baseline"] or "", baseline_cell,
                       "" if row["ratio"] is None else f"{row['ratio']:.2f}x", _target(row),
                       {True: "met", False: "MISSED", None: ""}[row["met"]], _num(row["rss_mb"], 0)])
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(COLUMNS)]
     left = {0, 2, 5, 6}  # text columns; the others are numbers
 
     def line(values):
-        return " | ".join(v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
+        padded = (v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
+        return " | ".join(padded).rstrip()
 
     out = [line(COLUMNS), "-+-".join("-" * w for w in widths), *(line(c) for c in cells)]
     judged = [r for r in rows if r["met"] is not None]

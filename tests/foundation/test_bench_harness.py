@@ -173,19 +173,23 @@ def test_the_table_of_repeated_runs_shows_medians_and_the_spread():
 
 
 def test_the_count_includes_missed_targets_and_skips_unjudged_rows():
-    lines = [_line("a", 1.0, limit_seconds=0.5), _line("b", 1.0, limit_seconds=2), _line("c", 1.0)]
+    lines = [_line("a", 1.0, limit_seconds=0.5), _line("b", 1.0, limit_seconds=2), _line("c", 0.000471)]
     table = bench_run.render(bench_run.parse_results(lines))
     assert "1 of 2 targets met" in table and "MISSED" in table
+    assert " 0.000471 " in table  # sub-millisecond times keep their digits
 
 
-def test_run_py_reports_a_failing_benchmark_with_exit_1(tmp_path, monkeypatch):
-    """A script that emits one row and then fails: its row is in the table, the exit code is 1."""
+def test_run_py_reports_a_failing_benchmark_with_exit_1(tmp_path, monkeypatch, capsys):
+    """A script that emits one row and then fails, run twice: its rows are in the table, the exit code is 1."""
     (tmp_path / "fails.py").write_text(
         "import sys\nsys.path.insert(0, sys.argv[1])\nimport benchlib\n"
         "benchlib.emit('half done', 1.0, limit_seconds=2)\nsys.exit(3)\n")
     monkeypatch.setattr(bench_run, "HERE", tmp_path)
     monkeypatch.setitem(bench_run.BENCHES, "fails", ("fails.py", [str(REPO / "bench")]))
     out = tmp_path / "raw.json"
-    assert bench_run.main(["--only", "fails", "--json", str(out)]) == 1
+    assert bench_run.main(["--only", "fails", "--repeat", "2", "--json", str(out)]) == 1
     saved = json.loads(out.read_text())
-    assert [r["case"] for r in saved["results"]] == ["half done"] and "exited 3" in saved["failed"][0]
+    assert [(r["case"], r["repeat"]) for r in saved["results"]] == [("half done", 0), ("half done", 1)]
+    assert len(saved["failed"]) == 2 and "exited 3" in saved["failed"][0]
+    out = capsys.readouterr().out
+    assert "half done | 1.000 (1.000-1.000)" in out and "1 of 1 targets met" in out and "FAILED: fails" in out
