@@ -12,9 +12,10 @@ notifications on lifecycle_db and unpauses lifecycle_sync. Then:
   0.5 s) -> rows lost (must be 0), lifecycle_sync runs it took, and seconds from the burst's last
   commit until pmo_db equals lifecycle_db.
 
-Prints the load average with the figures: the machine is shared. ``BENCH-RESULT`` rows (bench/benchlib.py),
-issue 15's targets: p95 commit -> pmo_db at most 10 s; the burst in pmo_db within 30 s of its last
-commit; p50 as a plain row. The cluster's databases have unique names and are dropped at the end.
+Prints the load average with the figures: the machine is shared. Its ``BENCH-RESULT`` rows
+(bench/benchlib.py) carry the targets: p95 commit -> pmo_db at most 10 s; the burst in pmo_db within
+30 s of its last commit; p50 as a plain row. The cluster's databases have unique names and are
+dropped at the end.
 """
 
 from __future__ import annotations
