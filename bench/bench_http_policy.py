@@ -6,7 +6,8 @@ The Tekmetric emulator allows ``--server`` requests a minute (a sliding 60 s win
 no Retry-After: the server gives no hint); the connection says ``--client`` a minute. ``--shops``
 shop tasks call at once, each with its hook and its share of the connection's limit, as the
 ``tekmetric_sync`` DAG runs them. Prints the share of API calls answered 429 and the achieved
-rate of successful calls.
+rate of successful calls, and a ``BENCH-RESULT`` row (bench/benchlib.py): its ratio is that rate over
+the server's limit. No database is involved.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]  # the package; devtools/ (the emulator)
 os.environ.setdefault("AIRFLOW_HOME", str(REPO / ".airflow"))
+
+from benchlib import emit  # noqa: E402  (bench/ is this script's own folder)
 
 
 def main() -> None:
@@ -61,6 +64,10 @@ def main() -> None:
         print(f"server {args.server:g}/min, connection {args.client:g}/min, {args.shops} shops at once: "
               f"{len(calls)} API calls, {throttled} answered 429 ({100 * throttled / len(calls):.1f} %), "
               f"{ok} succeeded in {elapsed:.0f} s ({60 * ok / elapsed:.1f}/min)")
+        # baseline: the time the server's own limit needs for the successful calls; ratio = achieved / server rate
+        emit(f"http policy: server {args.server:g}/min, connection {args.client:g}/min, {args.shops} shops at once",
+             elapsed, baseline="successful calls at the server's limit", baseline_seconds=ok / args.server * 60,
+             note=f"{len(calls)} API calls, {throttled} answered 429 ({100 * throttled / len(calls):.1f} %)")
 
 
 if __name__ == "__main__":

@@ -42,9 +42,7 @@ import MySQLdb  # noqa: E402
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
-PG = os.environ.get("DATASYNC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-MY = dict(host="127.0.0.1", port=3306, user="root", password="")
-TAG = uuid.uuid4().hex[:6]
+from benchlib import MY, Scratch, emit  # noqa: E402  (bench/ is this script's own folder)
 
 
 def say(text: str = "") -> None:
@@ -67,42 +65,22 @@ def timed(fn, repeat: int) -> tuple[float, float]:
 
 
 # ---- databases ------------------------------------------------------------------------------------------------
-def create_databases() -> dict[str, tuple[str, str]]:
+def create_databases(scratch: Scratch) -> dict[str, tuple[str, str, str]]:
+    """The six targets, unique names, bound to their connection ids: name -> (family, database, URI)."""
     from datasync.migrate import TARGETS
 
     made = {}
     for name, target in TARGETS.items():
-        db = f"bench_mon_{TAG}_{name}"
         if target.family == "postgres":
-            with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{db}"')
-            uri = f"{PG}/{db}"
+            db = scratch.pg(f"bench_mon_{name}")
         else:
-            conn = MySQLdb.connect(**MY)
-            conn.cursor().execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-            conn.close()
-            uri = f"mysql://{MY['user']}@{MY['host']}:{MY['port']}/{db}"
-        made[name] = (target.family, db)
-        os.environ[f"AIRFLOW_CONN_{target.conn_id.upper()}"] = uri
+            db = scratch.my(f"bench_mon_{name}", collation="utf8mb4_bin")
+        made[name] = (target.family, db, scratch.bind(db, target.conn_id))
     return made
 
 
-def drop_databases(made: dict[str, tuple[str, str]]) -> None:
-    for family, db in made.values():
-        try:
-            if family == "postgres":
-                with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            else:
-                conn = MySQLdb.connect(**MY)
-                conn.cursor().execute(f"DROP DATABASE IF EXISTS `{db}`")
-                conn.close()
-        except Exception as exc:  # keep dropping the others
-            say(f"could not drop {db}: {exc}")
-
-
 def pg(made, name):
-    return psycopg.connect(f"{PG}/{made[name][1]}", autocommit=True)
+    return psycopg.connect(made[name][2], autocommit=True)
 
 
 def fill(made, args) -> None:
@@ -247,57 +225,71 @@ def main() -> int:
         home.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
 
-    made = create_databases()
-    try:
-        from datasync.migrate import migrate
-
-        t = time.perf_counter()
-        migrate()
-        fill(made, args)
-        say(f"data: {args.sources} registry sources x {args.history} history rows, {args.syncs} syncs x {args.runs} "
-            f"sync_log rows, {args.rejects} rejects, 20 warehouses x 30 KPI days (made in {time.perf_counter() - t:.0f}s)")
-
-        from monitor_server import in_process_api_server, login
-
-        with tempfile.TemporaryDirectory() as tmp, in_process_api_server(Path(tmp)) as base:
-            token = login(base)
-            s = requests.Session()
-            s.headers["Authorization"] = f"Bearer {token}"
+    with Scratch() as scratch:  # the six targets: unique names, dropped at the end (SIGTERM and SIGINT included)
+        try:
+            return measure(args, create_databases(scratch))
+        finally:
             from datasync.monitor import targets
 
             targets.reset()
-            t = time.perf_counter()
-            first = s.get(f"{base}/datasync/api/overview", timeout=60)
-            cold = time.perf_counter() - t
-            rows = len(first.json()["syncs"])
-            overview = timed(lambda: s.get(f"{base}/datasync/api/overview", timeout=60).raise_for_status(), args.repeat)
-            page = timed(lambda: s.get(f"{base}/datasync/", timeout=60).raise_for_status(), args.repeat)
-            version = timed(lambda: s.get(f"{base}/api/v2/version", timeout=60).raise_for_status(), args.repeat)
-            registry = timed(lambda: s.get(f"{base}/datasync/api/registry", timeout=60).raise_for_status(), args.repeat)
-            detail = timed(lambda: s.get(f"{base}/datasync/api/registry/src_25", timeout=60).raise_for_status(), args.repeat)
-            sql = sql_baseline(args.repeat)
-            with_index, without_index = index_effect(made, args.repeat)
-            shown = None if args.no_browser else browser_interactive(base, args.repeat)
 
-        say(f"\noverview rows: {rows}")
-        say(f"GET /datasync/api/overview      median {ms(overview[0])}  p95 {ms(overview[1])}  cold {ms(cold)}   "
-            f"target < 300 ms: {'met' if overview[1] < 0.3 else 'MISSED'}")
-        say(f"GET /datasync/ (HTML)            median {ms(page[0])}  p95 {ms(page[1])}")
-        say(f"GET /datasync/api/registry       median {ms(registry[0])}  p95 {ms(registry[1])}")
-        say(f"GET /datasync/api/registry/<id>  median {ms(detail[0])}  p95 {ms(detail[1])}")
-        say(f"baseline: overview SQL alone     median {ms(sql[0])}  (endpoint / SQL = {overview[0] / sql[0]:.2f}x; "
-            "the endpoint reads the six targets in parallel)")
-        say(f"baseline: GET /api/v2/version    median {ms(version[0])}  (endpoint / Airflow's own = {overview[0] / version[0]:.1f}x)")
-        say(f"last-success probe, 50 syncs whose newest 100 runs failed: with index {ms(with_index)}, without "
-            f"{ms(without_index)} ({without_index / with_index:.1f}x slower without)")
-        if shown:
-            say(f"page in headless chromium: DOM interactive median {ms(shown[0])}  p95 {ms(shown[1])}   "
-                f"target < 1 s: {'met' if shown[1] < 1 else 'MISSED'}")
-    finally:
+
+def measure(args, made) -> int:
+    from datasync.migrate import migrate
+
+    t = time.perf_counter()
+    migrate()
+    fill(made, args)
+    say(f"data: {args.sources} registry sources x {args.history} history rows, {args.syncs} syncs x {args.runs} "
+        f"sync_log rows, {args.rejects} rejects, 20 warehouses x 30 KPI days (made in {time.perf_counter() - t:.0f}s)")
+
+    from monitor_server import in_process_api_server, login
+
+    with tempfile.TemporaryDirectory() as tmp, in_process_api_server(Path(tmp)) as base:
+        token = login(base)
+        s = requests.Session()
+        s.headers["Authorization"] = f"Bearer {token}"
         from datasync.monitor import targets
 
         targets.reset()
-        drop_databases(made)
+        t = time.perf_counter()
+        first = s.get(f"{base}/datasync/api/overview", timeout=60)
+        cold = time.perf_counter() - t
+        rows = len(first.json()["syncs"])
+        overview = timed(lambda: s.get(f"{base}/datasync/api/overview", timeout=60).raise_for_status(), args.repeat)
+        page = timed(lambda: s.get(f"{base}/datasync/", timeout=60).raise_for_status(), args.repeat)
+        version = timed(lambda: s.get(f"{base}/api/v2/version", timeout=60).raise_for_status(), args.repeat)
+        registry = timed(lambda: s.get(f"{base}/datasync/api/registry", timeout=60).raise_for_status(), args.repeat)
+        detail = timed(lambda: s.get(f"{base}/datasync/api/registry/src_25", timeout=60).raise_for_status(), args.repeat)
+        sql = sql_baseline(args.repeat)
+        with_index, without_index = index_effect(made, args.repeat)
+        shown = None if args.no_browser else browser_interactive(base, args.repeat)
+
+    say(f"\noverview rows: {rows}")
+    say(f"GET /datasync/api/overview      median {ms(overview[0])}  p95 {ms(overview[1])}  cold {ms(cold)}   "
+        f"target < 300 ms: {'met' if overview[1] < 0.3 else 'MISSED'}")
+    say(f"GET /datasync/ (HTML)            median {ms(page[0])}  p95 {ms(page[1])}")
+    say(f"GET /datasync/api/registry       median {ms(registry[0])}  p95 {ms(registry[1])}")
+    say(f"GET /datasync/api/registry/<id>  median {ms(detail[0])}  p95 {ms(detail[1])}")
+    say(f"baseline: overview SQL alone     median {ms(sql[0])}  (endpoint / SQL = {overview[0] / sql[0]:.2f}x; "
+        "the endpoint reads the six targets in parallel)")
+    say(f"baseline: GET /api/v2/version    median {ms(version[0])}  (endpoint / Airflow's own = {overview[0] / version[0]:.1f}x)")
+    say(f"last-success probe, 50 syncs whose newest 100 runs failed: with index {ms(with_index)}, without "
+        f"{ms(without_index)} ({without_index / with_index:.1f}x slower without)")
+    if shown:
+        say(f"page in headless chromium: DOM interactive median {ms(shown[0])}  p95 {ms(shown[1])}   "
+            f"target < 1 s: {'met' if shown[1] < 1 else 'MISSED'}")
+    emit("monitor: GET /datasync/api/overview, p95", overview[1], limit_seconds=0.3,
+         note=f"median {ms(overview[0]).strip()}, cold {ms(cold).strip()}, {rows} overview rows")
+    emit("monitor: GET /datasync/api/overview, median", overview[0], baseline="overview SQL alone",
+         baseline_seconds=sql[0])
+    emit("monitor: GET /datasync/api/overview vs Airflow's own, median", overview[0], baseline="GET /api/v2/version",
+         baseline_seconds=version[0])
+    emit("monitor: last-success probe with the index", with_index, baseline="without the index",
+         baseline_seconds=without_index)
+    if shown:
+        emit("monitor: page in headless chromium, DOM interactive p95", shown[1], limit_seconds=1.0,
+             note=f"median {ms(shown[0]).strip()}")
     return 0
 
 

@@ -13,8 +13,10 @@ every row, the next ones read, compare and leave every row unchanged). For each 
   sources (the database servers are not counted);
 * per task instance, from the metadata: queue wait (queued -> start) and run time (start -> end).
 
-Everything it creates is dropped afterwards (the registry and metadata databases, the Redis number,
-the files). ``--tree DIR`` runs another checkout's dags/ and plugins/ (before/after comparisons);
+Each cycle is a ``BENCH-RESULT`` row (bench/benchlib.py); at the default size the warm one carries the
+target: 500 sources x 2,000 records in at most 75 s. Everything it creates is dropped afterwards (the
+registry and metadata databases, unique names; the Redis number; the files), also on SIGTERM/SIGINT.
+``--tree DIR`` runs another checkout's dags/ and plugins/ (before/after comparisons);
 ``--set SECTION__KEY=VALUE`` overrides an Airflow setting (``AIRFLOW__`` prefix added).
 """
 
@@ -29,14 +31,14 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from airflow_stack import AirflowStack, _pg_admin, descendants, pg_uri  # noqa: E402
+from airflow_stack import AirflowStack, descendants  # noqa: E402
+from benchlib import Scratch, emit, unique  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -84,15 +86,22 @@ def main() -> int:
     parser.add_argument("--tree", type=Path, default=REPO, help="checkout whose dags/ and plugins/ run")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION__KEY=VALUE")
     args = parser.parse_args()
-    n, tree = args.sources, args.tree.resolve()
     sys.path.insert(0, str(REPO / "plugins"))
 
-    tag = uuid.uuid4().hex[:6]
-    registry = f"bench_regcluster_{tag}"
-    _pg_admin(f'CREATE DATABASE "{registry}"')
-    directory = Path(tempfile.mkdtemp(prefix="bench_regcluster_"))
-    home = Path(tempfile.mkdtemp(prefix="bench_regcluster_home_"))
-    env = {"AIRFLOW_CONN_REGISTRY_DB": pg_uri(registry),
+    with Scratch() as scratch:  # the registry database, dropped at the end (SIGTERM and SIGINT included)
+        directory = Path(tempfile.mkdtemp(prefix="bench_regcluster_"))
+        home = Path(tempfile.mkdtemp(prefix="bench_regcluster_home_"))
+        try:
+            return run(args, scratch, directory, home)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def run(args, scratch: Scratch, directory: Path, home: Path) -> int:
+    n, tree = args.sources, args.tree.resolve()
+    registry_uri = scratch.bind(scratch.pg("bench_regcluster"), "registry_db")
+    env = {"AIRFLOW_CONN_REGISTRY_DB": registry_uri,
            "AIRFLOW_VAR_DATASYNC_REGISTRY_POLICY": json.dumps({"file_roots": [str(directory)]}),
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # triggered cycles only
            "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(tree / "plugins"),
@@ -102,7 +111,11 @@ def main() -> int:
         env[f"AIRFLOW__{key.upper()}"] = value
     os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_") or k.startswith("AIRFLOW_VAR_")})
     options = {"worker_concurrency": args.concurrency} if args.concurrency else {}
-    stack = AirflowStack(home, metadata_db=f"bench_regcluster_{tag}_meta", workers=args.workers, env=env, **options)
+    # the stack creates its metadata database and drops it in stop()
+    stack = AirflowStack(home, metadata_db=unique("bench_regcluster_meta"), workers=args.workers, env=env, **options)
+    # the target: a warm cycle of 500 sources x 2,000 records in at most 75 s
+    limit = 75.0 if (n, args.records) == (500, 2000) else None
+    size = f"{n} sources x {args.records:,} records, {args.workers} workers x {stack.worker_concurrency}"
     results = []
     try:
         from bench_registry import register_all, write_sources
@@ -136,16 +149,17 @@ def main() -> int:
                     if ti.get("start_date") and ti.get("end_date")]
             ok = sum(ti["state"] == "success" for ti in tis)
             results.append((cycle, state, took, cpu, ok, waits, runs, load))
-            print(f"cycle {cycle + 1} ({'cold' if cycle == 0 else 'warm'}): {state}, {ok}/{n} sources ok, "
+            kind = "cold" if cycle == 0 else "warm"
+            print(f"cycle {cycle + 1} ({kind}): {state}, {ok}/{n} sources ok, "
                   f"{took:.1f} s, {cpu:.1f} CPU-s ({cpu / n:.3f} per source), "
                   f"queue wait median {statistics.median(waits) if waits else 0:.2f} s, "
                   f"task run median {statistics.median(runs) if runs else 0:.2f} s, load at start {load:.2f}",
                   flush=True)
+            emit(f"registry cluster: cycle {cycle + 1}, {kind} ({size})", took, rows=n * args.records,
+                 limit_seconds=limit if cycle > 0 else None,
+                 note=f"{cpu / n:.3f} CPU-s per source; {state}, {ok}/{n} sources ok; load at start {load:.2f}")
     finally:
         stack.stop()
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(directory, ignore_errors=True)
-        _pg_admin(f'DROP DATABASE IF EXISTS "{registry}" WITH (FORCE)')
     return 0 if results and all(r[1] == "success" and r[4] == n for r in results) else 1
 
 

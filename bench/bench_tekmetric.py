@@ -15,7 +15,9 @@ Runs the real shop sync (hook -> emulator over loopback HTTP -> Postgres warehou
    burst of ours shows up as an HTTP 429 there. Achieved rate = requests / time from the first
    to the last request; the target is > 90 % of the limit with no server 429.
 
-Every run ends by checking the warehouse equals the emulator, table by table.
+Every run ends by checking the warehouse equals the emulator, table by table; a difference, or a server
+429 (the client burst over the limit), makes the exit code 1. Each scenario gets its own throwaway
+warehouse database (bench/benchlib.py Scratch), dropped at the end.
 """
 
 from __future__ import annotations
@@ -35,25 +37,23 @@ os.environ.setdefault("AIRFLOW_HOME", str(REPO / ".airflow"))
 
 import psycopg  # noqa: E402
 
-PG = os.environ.get("DATASYNC_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-DB = "bench_tekmetric"
+from benchlib import Scratch, emit  # noqa: E402  (bench/ is this script's own folder)
+
 UTC = dt.timezone.utc
 SERVER_WINDOW = 10.0  # seconds: the emulator's sliding window for its rate limit
 WEEKS = 52  # a year of repair orders (customers reach ~7 weeks further back): 15 slices of 30 days
 
 
-def fresh_warehouse() -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        c.execute(f'CREATE DATABASE "{DB}"')
-    os.environ["AIRFLOW_CONN_TEKMETRIC_WAREHOUSE"] = f"{PG}/{DB}"
+def fresh_warehouse(scratch: Scratch) -> None:
+    """A new, migrated warehouse database for each scenario (the scratch drops them all at the end)."""
+    scratch.bind(scratch.pg("bench_tekmetric"), "tekmetric_warehouse")
     from datasync.migrate import migrate
 
     migrate(["tekmetric"])
 
 
 def query(sql: str, params=None) -> list[tuple]:
-    with psycopg.connect(f"{PG}/{DB}", autocommit=True) as c:
+    with psycopg.connect(os.environ["AIRFLOW_CONN_TEKMETRIC_WAREHOUSE"], autocommit=True) as c:
         return c.execute(sql, params).fetchall()
 
 
@@ -86,18 +86,20 @@ def options(window_days: int):
                        window=dt.timedelta(days=window_days))
 
 
-def requests_per_1000(ros: int, window_days: int) -> dict:
+def requests_per_1000(scratch: Scratch, ros: int, window_days: int) -> dict:
     """Scenario 1: one shop, employees + repair orders only, no rate limit anywhere."""
     from datasync.tekmetric import sync
 
-    fresh_warehouse()
+    fresh_warehouse(scratch)
     emu = emulator(1, 50, ros, None)
     try:
         shop = prepare(emu, 60_000)[0]
         hook = sync.make_hook()
         sync.sync_entity("employees", shop["shop_id"], hook=hook, options=options(window_days))
         emu.clear_requests()
+        started = time.perf_counter()
         out = sync.sync_entity("repair_orders", shop["shop_id"], hook=hook, options=options(window_days))
+        seconds = time.perf_counter() - started
         hook.close()
         n = out["read"]
         used = emu.request_count("/repair-orders")
@@ -106,18 +108,18 @@ def requests_per_1000(ros: int, window_days: int) -> dict:
 
         ok = not {k: v for k, v in differences(emu.store, query, [shop["shop_id"]]).items()
                   if k not in ("customers", "vehicles")}
-        return {"ros": n, "windows": out["windows"], "requests": used, "per_1000": used * 1000 / n,
+        return {"ros": n, "windows": out["windows"], "requests": used, "per_1000": used * 1000 / n, "seconds": seconds,
                 "floor": floor, "floor_per_1000": floor * 1000 / n, "matches": ok}
     finally:
         emu.stop()
 
 
-def backfill(shops: int, customers: int, ros: int, limit: float, parallel: bool) -> dict:
+def backfill(scratch: Scratch, shops: int, customers: int, ros: int, limit: float, parallel: bool) -> dict:
     """Scenario 2: whole shops (every entity) under the limit, sequentially or one thread per shop."""
     from datasync.tekmetric import sync
     from devtools.tekmetric.compare import differences
 
-    fresh_warehouse()
+    fresh_warehouse(scratch)
     emu = emulator(shops, customers, ros, limit)
     try:
         listed = prepare(emu, limit, share_shops=shops if parallel else 1)
@@ -166,7 +168,7 @@ def backfill(shops: int, customers: int, ros: int, limit: float, parallel: bool)
         emu.stop()
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small data: about a minute")
     ap.add_argument("--limit", type=float, default=600, help="requests per minute (Tekmetric production: 600)")
@@ -176,27 +178,47 @@ def main() -> None:
     logging.disable(logging.WARNING)  # the hook logs every page; the table below is the output
     ros_1 = 1000 if args.quick else 5000
     shops, customers, ros = (2, 500, 1000) if args.quick else (4, 2000, 3000)
+    failures = []
 
     lines = ["", "1. API requests per 1,000 repair orders (one shop, repair orders only)",
              f"{'window':>12} {'ROs':>7} {'windows':>8} {'requests':>9} {'per 1,000':>10} {'floor/1,000':>12}  warehouse"]
-    for label, days in (("one window", 3650), ("30-day", 30)):
-        print(f"[bench] requests per 1,000 ROs: {label} ...", flush=True)
-        r = requests_per_1000(ros_1, days)
-        lines.append(f"{label:>12} {r['ros']:>7,} {r['windows']:>8} {r['requests']:>9} {r['per_1000']:>10.1f} "
-                     f"{r['floor_per_1000']:>12.1f}  {'= emulator' if r['matches'] else 'DIFFERS'}")
-    lines += ["", f"2. Backfill at {args.limit:g} requests/min (client limiter; the emulator enforces the same over "
-                  f"{SERVER_WINDOW:g} s windows)",
-              f"{'run':>22} {'ROs':>7} {'requests':>9} {'seconds':>8} {'req/min':>8} {'of limit':>9} "
-              f"{'densest/allowed':>16} {'server 429':>11}  warehouse"]
-    for parallel in (False, True):
-        label = f"{shops} shops " + ("in parallel" if parallel else "one by one")
-        print(f"[bench] backfill: {label} ...", flush=True)
-        r = backfill(shops, customers, ros, args.limit, parallel)
-        lines.append(f"{label:>22} {r['ros']:>7,} {r['requests']:>9} {r['span']:>8.1f} {r['rate']:>8.1f} "
-                     f"{r['fraction']:>8.1%} {r['densest']:>8}/{r['allowed']:<7g} {r['server_429']:>11}  "
-                     f"{'= emulator' if r['matches'] else 'DIFFERS'}")
+    with Scratch() as scratch:  # one warehouse database per scenario, all dropped at the end
+        for label, days in (("one window", 3650), ("30-day", 30)):
+            print(f"[bench] requests per 1,000 ROs: {label} ...", flush=True)
+            r = requests_per_1000(scratch, ros_1, days)
+            lines.append(f"{label:>12} {r['ros']:>7,} {r['windows']:>8} {r['requests']:>9} {r['per_1000']:>10.1f} "
+                         f"{r['floor_per_1000']:>12.1f}  {'= emulator' if r['matches'] else 'DIFFERS'}")
+            where = "in one window" if days > 365 else f"in {days}-day windows"
+            emit(f"tekmetric: a year of repair orders {where} ({r['ros']:,} ROs)", r["seconds"], rows=r["ros"],
+                 note=f"{r['per_1000']:.1f} requests per 1,000 ROs (floor {r['floor_per_1000']:.1f})")
+            if not r["matches"]:
+                failures.append(f"requests per 1,000, {label}: the warehouse differs from the emulator")
+        lines += ["", f"2. Backfill at {args.limit:g} requests/min (client limiter; the emulator enforces the same "
+                      f"over {SERVER_WINDOW:g} s windows)",
+                  f"{'run':>22} {'ROs':>7} {'requests':>9} {'seconds':>8} {'req/min':>8} {'of limit':>9} "
+                  f"{'densest/allowed':>16} {'server 429':>11}  warehouse"]
+        for parallel in (False, True):
+            label = f"{shops} shops " + ("in parallel" if parallel else "one by one")
+            print(f"[bench] backfill: {label} ...", flush=True)
+            r = backfill(scratch, shops, customers, ros, args.limit, parallel)
+            lines.append(f"{label:>22} {r['ros']:>7,} {r['requests']:>9} {r['span']:>8.1f} {r['rate']:>8.1f} "
+                         f"{r['fraction']:>8.1%} {r['densest']:>8}/{r['allowed']:<7g} {r['server_429']:>11}  "
+                         f"{'= emulator' if r['matches'] else 'DIFFERS'}")
+            # baseline: the time the limit itself needs for these requests; ratio = achieved rate / limit
+            emit(f"tekmetric: backfill at {args.limit:g}/min, {label} ({r['ros']:,} ROs)", r["span"],
+                 baseline="requests at the limit's pace", baseline_seconds=(r["requests"] - 1) / args.limit * 60,
+                 target=0.9, rows=r["ros"],
+                 note=f"{r['requests']} requests, {r['rate']:.1f}/min; densest {SERVER_WINDOW:g} s: "
+                      f"{r['densest']} of {r['allowed']:g} allowed; {r['server_429']} server 429s")
+            if r["server_429"]:  # the client limiter burst over the limit: a defect, not a slow run
+                failures.append(f"backfill, {label}: the emulator answered {r['server_429']} requests with 429")
+            if not r["matches"]:
+                failures.append(f"backfill, {label}: the warehouse differs from the emulator")
     print("\n".join(lines))
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
