@@ -424,6 +424,18 @@ def mysql_family_dialect(version: str, version_comment: str, override: str | Non
     return TIDB if "tidb" in f"{version} {version_comment}".lower() else MYSQL
 
 
+def _mysql_hook(conn_id: str, local_infile: bool):
+    from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+    class Hook(MySqlHook):
+        # The hook passes local_infile only when it is on, and MariaDB's client library then
+        # allows LOCAL INFILE by default: say it either way.
+        def _get_conn_config_mysql_client(self, conn) -> dict:
+            return {**super()._get_conn_config_mysql_client(conn), "local_infile": 1 if local_infile else 0}
+
+    return Hook(mysql_conn_id=conn_id, local_infile=local_infile)
+
+
 def connect(conn_id: str, *, local_infile: bool = False) -> Database:
     """Open a connection by Airflow connection id (env ``AIRFLOW_CONN_<ID>`` works too).
 
@@ -447,9 +459,7 @@ def connect(conn_id: str, *, local_infile: bool = False) -> Database:
             conn.commit()
             dialect = POSTGRES
         else:
-            from airflow.providers.mysql.hooks.mysql import MySqlHook
-
-            conn = MySqlHook(mysql_conn_id=conn_id, local_infile=local_infile).get_conn()
+            conn = _mysql_hook(conn_id, local_infile).get_conn()
             conn.autocommit(False)
             conn.set_character_set("utf8mb4")
             extra = airflow_conn.extra_dejson or {}

@@ -451,11 +451,12 @@ def write_csv(out, rows: Iterable[tuple], hex_idx: list[int]) -> None:
     writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, escapechar="\\", doublequote=False, lineterminator="\n")
     as_is, null = _AS_IS, _NULL
     for row in rows:
-        line = [null if v is None else v if type(v) in as_is else _cell(v) for v in row]
-        for i in hex_idx:
-            if row[i] is not None:
-                line[i] = _hex(row[i])
-        writer.writerow(line)
+        if hex_idx:
+            row = list(row)
+            for i in hex_idx:
+                if row[i] is not None:
+                    row[i] = _hex(row[i])
+        writer.writerow([null if v is None else v if type(v) in as_is else _cell(v) for v in row])
 
 
 class LoadWarnings(UnsendableValue):
