@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,6 +92,17 @@ class Dialect:
     def value_types(self, db: Database, table: str, columns: list[str]) -> dict[str, str]:
         """Per column, the type both sides cast to before hashing (empty: hash values as stored)."""
         return {}
+
+    def csv_copy_to(self, target: Dialect) -> bool:
+        """Can this server spell a query's rows as the CSV a ``target`` server bulk-loads?"""
+        return False
+
+    def csv_copy_sql(self, db: Database, sql: str, params: Any, hex_columns: set[str]) -> str | None:
+        """A statement streaming the rows of ``sql`` as the CSV a MySQL-family target bulk-loads (see
+        ``writers.LOAD_CSV``, see :meth:`csv_copy_to`): every value quoted, NULL a bare ``NULL``,
+        backslash escapes, each value as text the target parses (``hex_columns`` in hex). None when
+        the query has a column type this does not spell: the caller then reads rows."""
+        raise NotImplementedError
 
     def read_only_session(self, db: Database, timeout_seconds: int) -> None:
         """The session never writes and gives up on a statement after ``timeout_seconds``."""
@@ -175,6 +187,30 @@ class PostgresDialect(Dialect):
         # json has no equality; jsonb's ignores key order and spacing, as the merge does
         return {name: "jsonb" if kind == "json" else kind for name, kind in rows if name in columns}
 
+    def csv_copy_to(self, target: Dialect) -> bool:
+        return target.family == MYSQL
+
+    def csv_copy_sql(self, db: Database, sql: str, params: Any, hex_columns: set[str]) -> str | None:
+        if db.conn.info.encoding != "utf-8":
+            return None
+        cur = db.execute(f"SELECT * FROM ({sql}) AS s LIMIT 0", params)
+        described = [(d.name, db.conn.adapters.types.get(d.type_code)) for d in cur.description]
+        cur.close()
+        exprs = []
+        for name, info in described:
+            kind, col = (info.name if info else ""), self.quote(name)
+            if name in hex_columns:
+                expr = f"encode({col}, 'hex')" if kind == "bytea" else None
+            else:
+                expr = _AS_MYSQL_TEXT.get(kind)
+                expr = None if expr is None else (expr or "{c}").replace("{c}", col)
+            if expr is None:
+                return None
+            exprs.append(expr)
+        # Session DateStyle ISO (the default) spells dates and times as MySQL reads them.
+        return (f"COPY (SELECT {', '.join(exprs)} FROM ({sql}) AS s) TO STDOUT "
+                "(FORMAT csv, NULL 'NULL', FORCE_QUOTE *, ESCAPE '\\')")
+
     def read_only_session(self, db: Database, timeout_seconds: int) -> None:
         db.execute(f"SET statement_timeout = {int(timeout_seconds) * 1000}").close()
         db.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").close()
@@ -194,6 +230,15 @@ class PostgresDialect(Dialect):
         return cur
 
 
+# Postgres types as text a MySQL-family server parses ("" = the value as COPY prints it); others: rows.
+_AS_MYSQL_TEXT = {
+    **dict.fromkeys(("int2", "int4", "int8", "numeric", "float4", "float8", "text", "varchar", "bpchar", "uuid",
+                     "json", "jsonb", "date", "time", "timestamp"), ""),
+    "timestamptz": "{c} AT TIME ZONE 'UTC'",  # DATETIME holds UTC without a zone
+    "bool": "{c}::int",
+}
+
+
 class MySqlDialect(Dialect):
     """MySQL and MariaDB."""
 
@@ -203,6 +248,9 @@ class MySqlDialect(Dialect):
     current_schema = "DATABASE()"
     supports_procedures = True
     lock_poll_seconds = 0.0  # GET_LOCK itself waits a second
+    # LOAD DATA is an ordinary statement of the transaction (a rollback undoes it), and a
+    # temporary table's CREATE/DROP does not commit: the writer may load into the target itself.
+    transactional_load = True
     timestamp_column = "TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"
 
     def table_columns(self, db: Database, schema: str, table: str) -> tuple[list[tuple], list[tuple]]:
@@ -273,6 +321,10 @@ class MySqlDialect(Dialect):
         return bool(db.fetchone("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
                                 "AND table_name = %s AND column_name = %s", (table, column))[0])
 
+    def load_data_usable(self, db: Database) -> bool:
+        """Can pages go through ``LOAD DATA LOCAL INFILE`` inside the page's transaction?"""
+        return True
+
     def read_only_stream(self, db: Database, batch_size: int):
         import MySQLdb.cursors
 
@@ -285,6 +337,14 @@ class TiDBDialect(MySqlDialect):
 
     name = TIDB
     supports_procedures = False
+    # Before v7.6 a LOAD DATA is not undone by ROLLBACK; the writer only ever loads into its
+    # staging table and empties it with DELETE (the table lives in TiDB's memory).
+    transactional_load = False
+
+    def load_data_usable(self, db: Database) -> bool:
+        # Before v7.6 LOAD DATA commits the transaction around it, which would split a page.
+        found = re.search(r"tidb-v(\d+)\.(\d+)", db.version.lower())
+        return not found or (int(found[1]), int(found[2])) >= (7, 6)
 
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (PostgresDialect(), MySqlDialect(), TiDBDialect())}
@@ -308,6 +368,7 @@ class Database:
     dialect: Dialect
     conn: Any  # DB-API connection, autocommit off
     version: str
+    local_infile_refused: bool = False  # a writer found LOAD DATA LOCAL refused: said once, not again
 
     @property
     def supports_procedures(self) -> bool:
@@ -391,8 +452,23 @@ def mysql_family_dialect(version: str, version_comment: str, override: str | Non
     return TIDB if "tidb" in f"{version} {version_comment}".lower() else MYSQL
 
 
-def connect(conn_id: str) -> Database:
-    """Open a connection by Airflow connection id (env ``AIRFLOW_CONN_<ID>`` works too)."""
+def _mysql_hook(conn_id: str, local_infile: bool):
+    from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+    class Hook(MySqlHook):
+        # The hook passes local_infile only when it is on, and MariaDB's client library then
+        # allows LOCAL INFILE by default: say it either way.
+        def _get_conn_config_mysql_client(self, conn) -> dict:
+            return {**super()._get_conn_config_mysql_client(conn), "local_infile": 1 if local_infile else 0}
+
+    return Hook(mysql_conn_id=conn_id, local_infile=local_infile)
+
+
+def connect(conn_id: str, *, local_infile: bool = False) -> Database:
+    """Open a connection by Airflow connection id (env ``AIRFLOW_CONN_<ID>`` works too).
+
+    ``local_infile``: a MySQL-family TARGET may be sent files with ``LOAD DATA LOCAL INFILE``.
+    Never for a source: with it on, the server may ask the client for any file it can read."""
     from airflow.sdk import BaseHook
 
     airflow_conn = BaseHook.get_connection(conn_id)
@@ -411,9 +487,7 @@ def connect(conn_id: str) -> Database:
             conn.commit()
             dialect = POSTGRES
         else:
-            from airflow.providers.mysql.hooks.mysql import MySqlHook
-
-            conn = MySqlHook(mysql_conn_id=conn_id).get_conn()
+            conn = _mysql_hook(conn_id, local_infile).get_conn()
             conn.autocommit(False)
             conn.set_character_set("utf8mb4")
             extra = airflow_conn.extra_dejson or {}
@@ -434,8 +508,8 @@ def connect(conn_id: str) -> Database:
 
 
 @contextmanager
-def connected(conn_id: str) -> Iterator[Database]:
-    db = connect(conn_id)
+def connected(conn_id: str, *, local_infile: bool = False) -> Iterator[Database]:
+    db = connect(conn_id, local_infile=local_infile)
     try:
         yield db
     finally:

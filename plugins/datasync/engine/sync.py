@@ -182,6 +182,9 @@ class SyncRun:
                     top = max(values) if values else None
                 yield counts, rejects, (top, None)
             return
+        if self._csv_stream(writer):
+            yield from self._csv_pages(writer, window)
+            return
         key_pos = [self.columns.index(c) for c in self.order]
         while True:
             if self._passthrough():
@@ -202,6 +205,44 @@ class SyncRun:
             cursor_value = last[0] if spec.cursor_column and spec.mode == "incremental" else None
             yield counts, rejects, (cursor_value, last[1:] if cursor_value is not None else last)
             if n < spec.batch_size:
+                return
+
+    def _csv_stream(self, writer) -> bool:
+        # the writer bulk-loads CSV files (MySQL family, LOCAL INFILE allowed) and a SQL source can
+        # spell its pages as that CSV itself (Postgres COPY)
+        return (isinstance(self.source, SqlSource) and getattr(writer, "bulk", False)
+                and self.source.open().dialect.csv_copy_to(self.db.dialect))
+
+    def _csv_pages(self, writer, window: Window):
+        """Like the passthrough: each page is COPYed out of the source as CSV, straight into the
+        target's LOAD DATA file. A page the source cannot spell as CSV, or one with a bad value,
+        is read as rows and written (and judged) like any other."""
+        spec, src = self.spec, self.source
+        while True:
+            last, full = src.page_end(window, spec.batch_size)
+            if last is None:
+                return
+            sql, params = src.page_sql(self.columns, window, None, through=last)
+            db = src.open()
+            copy_sql = db.dialect.csv_copy_sql(db, sql, params, writer.hex_columns)
+            counts = None
+            if copy_sql:
+                sp = writer.savepoint()
+                try:
+                    counts = writer.load_csv(db.cursor(), copy_sql, params)
+                    db.commit()
+                    rejects: list[Reject] = []
+                except Exception as exc:
+                    log.info("%s: page read as rows (%s)", spec.name, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                    writer.rollback_to(sp)
+                    db.rollback()
+            if counts is None:
+                rows = src.fetch_page(self.columns, window, None, through=last)
+                counts, rejects = writer.write(rows)
+            window.after = last
+            cursor_value = last[0] if spec.cursor_column and spec.mode == "incremental" else None
+            yield counts, rejects, (cursor_value, last[1:] if cursor_value is not None else last)
+            if not full:
                 return
 
     def _take(self, counts: Counts, rejects: list[Reject], writer) -> None:
@@ -410,7 +451,7 @@ def run_sync(
     they count against ``max_rejects`` (their owner stores them)."""
     started = time.monotonic()
     run_start = run_start or dt.datetime.now(dt.timezone.utc)
-    db = target or connect(target_conn_id)
+    db = target or connect(target_conn_id, local_infile=True)  # LOAD DATA LOCAL into the target only
     try:
         with RunFrame(db, spec.name, run_id, spec.mode, max_rejects=spec.max_rejects,
                       lock_wait_seconds=spec.lock_wait_seconds,

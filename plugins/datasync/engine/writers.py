@@ -5,9 +5,15 @@ isolating bad rows: a failing batch is split in halves until the offending rows 
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 import json
+import logging
 import math
+import os
+import shutil
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -17,6 +23,8 @@ from typing import Any
 from datasync.db import Database
 from datasync.engine.state import Counts, Reject
 from datasync.engine.table import TableInfo
+
+log = logging.getLogger(__name__)
 
 REPEATED_SHOWN = 5  # duplicate keys named in the log per page
 
@@ -254,16 +262,28 @@ class PostgresWriter(Writer):
     def _copy_in(self, table: str | None = None) -> str:
         return f"COPY {table or self.stage} ({', '.join(self.q(c) for c in self.columns)}) FROM STDIN"
 
-    def _merge(self, rows: list[tuple]) -> Counts:
-        self.db.execute(f"TRUNCATE {self.stage}")
-        cur = self.db.cursor()
-        with cur.copy(self._copy_in()) as copy:
+    def _copy_rows(self, cur, table: str, rows: list[tuple]) -> None:
+        with cur.copy(self._copy_in(table)) as copy:
             if self.json_idx:
                 for row in rows:
                     copy.write_row(_with_json(row, self.json_idx))
             else:
                 for row in rows:
                     copy.write_row(row)
+
+    def _merge(self, rows: list[tuple]) -> Counts:
+        cur = self.db.cursor()
+        if self.direct:  # an initial load into an empty table: straight in, like copy_page
+            sp = self.savepoint()
+            try:
+                self._copy_rows(cur, self.target, rows)
+                return Counts(read=len(rows), inserted=len(rows))
+            except Exception:
+                # e.g. a duplicate key or a bad value: the staging path sorts it out from here on
+                self.rollback_to(sp)
+                self.direct = False
+        self.db.execute(f"TRUNCATE {self.stage}")
+        self._copy_rows(cur, self.stage, rows)
         return self._run_merge(cur)
 
     def _run_merge(self, cur) -> Counts:
@@ -374,23 +394,254 @@ def _install_encoders(conn) -> None:
     enc[dict] = lambda value, mapping: as_text(json.dumps(value), mapping)
 
 
+# LOAD DATA reads what both the Python rows path and Postgres' COPY ... (FORMAT csv) write: every
+# value quoted, NULL a bare NULL (so '' and 'NULL' stay text), quotes and backslashes escaped
+# with a backslash, newlines and other bytes raw inside the quotes.
+LOAD_CSV = ("CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' "
+            "LINES TERMINATED BY '\\n'")
+# MySQL-family types the CSV carries (binary ones as hex); a table with any other type is written
+# with INSERT statements as before.
+_LOADABLE = {
+    "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "float", "double", "real",
+    "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set",
+    "date", "datetime", "timestamp", "time", "year",
+}
+_BINARY = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+# The server or the client will not take LOAD DATA LOCAL (MySQL 8: local_infile=OFF; MariaDB; client side).
+_LOCAL_INFILE_REFUSED = {1148, 2068, 3948, 4166}
+
+
+class _Null(float):
+    """NULL in the CSV: the csv module leaves numbers unquoted, and an unquoted NULL is SQL NULL."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+    __str__ = __repr__
+
+
+_NULL = _Null()
+_AS_IS = {str, int, float, Decimal, dt.date, dt.time, uuid.UUID}  # str() of these is what the server parses
+
+
+def _cell(value: Any) -> Any:
+    """A Python value the csv module writes as its MySQL text (the uncommon types: one call each)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dt.datetime):  # DATETIME holds UTC without a zone
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    if isinstance(value, dt.timedelta):  # TIME: [-]hhh:mm:ss.ffffff
+        sign, value = ("-", -value) if value < dt.timedelta(0) else ("", value)
+        hours, rest = divmod(value.total_seconds(), 3600)
+        return f"{sign}{int(hours)}:{int(rest // 60):02d}:{rest % 60:09.6f}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnsendableValue(f"bytes that are not UTF-8 text for a text column: {exc}") from None
+    for kind in (str, int, float, Decimal):  # subclasses (enums, ...)
+        if isinstance(value, kind):
+            return kind(value)
+    return str(value)
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return str(value).encode("utf-8").hex()
+
+
+def write_csv(out, rows: Iterable[tuple], hex_idx: list[int]) -> None:
+    """Rows as LOAD_CSV text in one pass of the csv module."""
+    writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, escapechar="\\", doublequote=False, lineterminator="\n")
+    as_is, null = _AS_IS, _NULL
+    for row in rows:
+        if hex_idx:
+            row = list(row)
+            for i in hex_idx:
+                if row[i] is not None:
+                    row[i] = _hex(row[i])
+        writer.writerow([null if v is None else v if type(v) in as_is else _cell(v) for v in row])
+
+
+class LoadWarnings(UnsendableValue):
+    """LOAD DATA stored some value differently than it was given (it turns bad values into
+    warnings): the page goes the slow path, which names the rows."""
+
+    def __init__(self, message: str, column: str | None):
+        super().__init__(message)
+        self.column = column
+
+
 class MySqlWriter(Writer):
+    """Pages go to the server as a CSV file (``LOAD DATA LOCAL INFILE``) into a session staging
+    table typed like the target, then one ``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE``;
+    unchanged rows are left alone (MySQL counts 0 affected for them). Without LOCAL INFILE, or
+    for a column type the CSV does not carry: multi-row INSERT statements.
+
+    TiDB keeps the staging table in memory (``tidb_tmp_table_max_size``, 64 MiB by default) and a
+    page is one transaction (``txn-total-size-limit``): choose ``batch_size`` so that a page's
+    rows stay well under both, e.g. 20,000 rows of about 1 KB."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         q = self.q
         cols = ", ".join(q(c) for c in self.columns)
         rest = [c for c in self.columns if c not in self.key]
         marks = ", ".join(["%s"] * len(self.columns))
-        update = ", ".join(f"{q(c)} = VALUES({q(c)})" for c in (rest or self.key[:1]))
-        self.insert_sql = f"INSERT INTO {self.target} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {update}"
+        self.update = ", ".join(f"{q(c)} = VALUES({q(c)})" for c in (rest or self.key[:1]))
+        self.insert_sql = f"INSERT INTO {self.target} ({cols}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {self.update}"
         self.cursor_idx = self.columns.index(self.cursor_column) if self.cursor_column else None
-        self.seen = f"_ds_seen_{uuid.uuid4().hex[:8]}"
+        suffix = uuid.uuid4().hex[:8]
+        self.seen = f"_ds_seen_{suffix}"
+        self.stage = f"_ds_stage_{suffix}"
         _install_encoders(self.db.conn)
         # mysqlclient spells a list as a tuple literal, so JSON arrays become text first.
         self.json_idx = [i for i, c in enumerate(self.columns) if self.table.columns[c].is_json]
+        self.hex_columns = {c for c in self.columns if self.table.columns[c].data_type in _BINARY}
         if self.track_seen:
             key_defs = ", ".join(f"{q(k)} {self.table.columns[k].column_type or self.table.columns[k].data_type}" for k in self.key)
             self.db.execute(f"CREATE TEMPORARY TABLE {self.seen} ({key_defs}, PRIMARY KEY ({', '.join(q(k) for k in self.key)}))")
+        self.tmpdir: str | None = None
+        self.bulk = self._start_bulk()
+
+    # -- LOAD DATA --------------------------------------------------------------------------------
+    def _start_bulk(self) -> bool:
+        types = {c: self.table.columns[c].data_type for c in self.columns}
+        if not self.db.dialect.load_data_usable(self.db) or any(t not in _LOADABLE | _BINARY for t in types.values()):
+            return False
+        if self.db.local_infile_refused:
+            return False
+        q = self.q
+        schema, _, bare = self.table.name.rpartition(".")
+        info = {name: (ctype, collation) for name, ctype, collation in self.db.fetchall(
+            "SELECT column_name, column_type, collation_name FROM information_schema.columns "
+            f"WHERE table_schema = {'%s' if schema else 'DATABASE()'} AND table_name = %s",
+            (schema, bare) if schema else (bare,))}
+        # The target's types and collations (keys compare as the target compares them), no
+        # constraints: values are converted on LOAD, judged by the INSERT into the target.
+        defs = ", ".join(f"{q(c)} {info[c][0]}" + (f" COLLATE {info[c][1]}" if info[c][1] else "") for c in self.columns)
+        self.stage_ddl = f"CREATE TEMPORARY TABLE {self.stage} (_ds_seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, {defs})"
+        self.db.execute(self.stage_ddl)
+        fields = [f"@{i}" if c in self.hex_columns else q(c) for i, c in enumerate(self.columns)]
+        unhex = [f"{q(c)} = UNHEX(@{i})" for i, c in enumerate(self.columns) if c in self.hex_columns]
+        self.load_tail = f"{LOAD_CSV} ({', '.join(fields)})" + (f" SET {', '.join(unhex)}" if unhex else "")
+        self.tmpdir = tempfile.mkdtemp(prefix="datasync-load-")  # 0700: only this user reads the pages
+        try:
+            with self._page_file() as path:
+                self.db.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.stage} {self.load_tail}", (path,)).close()
+        except Exception as exc:
+            if not (exc.args and exc.args[0] in _LOCAL_INFILE_REFUSED):
+                raise
+            self.db.local_infile_refused = True  # once per connection
+            log.warning("%s: LOAD DATA LOCAL INFILE is refused (%s); the server's local_infile setting must be ON and "
+                        "the target connection opened with local_infile. Writing with INSERT statements instead (slower).",
+                        self.table.name, _reason_of(exc))
+            self.db.execute(f"DROP TEMPORARY TABLE IF EXISTS {self.stage}")
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def _page_file(self):
+        """A new, empty file in the private directory, deleted afterwards whatever happens."""
+        fd, path = tempfile.mkstemp(suffix=".csv", dir=self.tmpdir)
+        os.close(fd)
+        try:
+            yield path
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def _load(self, path: str, table: str) -> int:
+        """LOAD the file into ``table``; any warning means a value did not go in as given."""
+        cur = self.db.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} {self.load_tail}", (path,))
+        loaded = cur.rowcount
+        cur.close()
+        if self.db.conn.warning_count():
+            level, code, message = self.db.fetchone("SHOW WARNINGS LIMIT 1")
+            message = message.replace(self.stage, self.table.name.rpartition(".")[2])
+            raise LoadWarnings(message, _warned_column(message))
+        return loaded
+
+    def _reset_stage(self) -> None:
+        # TRUNCATE would commit the transaction; a temporary table's DROP/CREATE does not.
+        if self.db.dialect.transactional_load:
+            self.db.execute(f"DROP TEMPORARY TABLE {self.stage}")
+            self.db.execute(self.stage_ddl)
+        else:
+            self.db.execute(f"DELETE FROM {self.stage}")
+
+    def _merge_file(self, path: str) -> Counts:
+        if self.direct and self.db.dialect.transactional_load:
+            sp = self.savepoint()
+            try:
+                loaded = self._load(path, self.target)
+                return Counts(read=loaded, inserted=loaded)
+            except Exception as exc:
+                # e.g. a key already there (LOAD LOCAL skips it with a warning) or a bad value:
+                # the staging path sorts it out from here on
+                if not _is_data_error(exc):
+                    raise
+                self.rollback_to(sp)
+                self.direct = False
+        self._reset_stage()
+        read = self._load(path, self.stage)
+        return self._merge_stage(read)
+
+    def _merge_stage(self, read: int) -> Counts:
+        q, s = self.q, self.stage
+        keys = ", ".join(q(k) for k in self.key)
+        cols = ", ".join(q(c) for c in self.columns)
+        match = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in self.key)
+        distinct = read
+        if not self.unique_keys and read:
+            distinct = self.db.fetchone(f"SELECT COUNT(DISTINCT {keys}) FROM {s}")[0]
+        if distinct < read:
+            for *key, times in self.db.fetchall(f"SELECT {keys}, COUNT(*) FROM {s} GROUP BY {keys} HAVING COUNT(*) > 1 "
+                                                f"ORDER BY COUNT(*) DESC, {keys} LIMIT {REPEATED_SHOWN}"):
+                self.repeated.append((tuple(key), times))
+            # the newest by the cursor column (NULL is oldest), else the last loaded, of each key
+            order = ([f"{q(self.cursor_column)} DESC"] if self.cursor_column else []) + ["_ds_seq DESC"]
+            src = (f"(SELECT {cols}, ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY {', '.join(order)}) AS _ds_rn "
+                   f"FROM {s}) AS s WHERE s._ds_rn = 1")
+            existing = self.db.fetchone(
+                f"SELECT COUNT(DISTINCT {', '.join(f's.{q(k)}' for k in self.key)}) FROM {s} AS s JOIN {self.target} AS t ON {match}")[0]
+        else:
+            src = f"{s} AS s"
+            existing = self.db.fetchone(f"SELECT COUNT(*) FROM {s} AS s JOIN {self.target} AS t ON {match}")[0]
+        # Without CLIENT_FOUND_ROWS MySQL reports 1 per insert, 2 per update and 0 per unchanged row.
+        cur = self.db.execute(f"INSERT INTO {self.target} ({cols}) SELECT {', '.join(f's.{q(c)}' for c in self.columns)} "
+                              f"FROM {src} ON DUPLICATE KEY UPDATE {self.update}")
+        affected = cur.rowcount
+        cur.close()
+        if self.track_seen:
+            self.db.execute(f"INSERT IGNORE INTO {self.seen} ({keys}) SELECT {keys} FROM {s}").close()
+        inserted = distinct - existing
+        updated = (affected - inserted) // 2
+        return Counts(read=read, inserted=inserted, updated=updated, unchanged=existing - updated,
+                      duplicates=read - distinct)
+
+    def load_csv(self, source_cursor, copy_sql: str, params: Any) -> Counts:
+        """Stream a source's ``COPY ... TO STDOUT`` (``Dialect.csv_copy_sql``) into the page file, then
+        load it: no value ever becomes a Python object."""
+        with self._page_file() as path:
+            with open(path, "wb") as out, source_cursor.copy(copy_sql, params) as rows:
+                pipe(rows, out)
+            return self._merge_file(path)
+
+    def column_of(self, exc: Exception) -> str | None:
+        return exc.column if isinstance(exc, LoadWarnings) else _column_of(exc)
+
+    # -- merge -------------------------------------------------------------------------------------
+    def _merge(self, rows: list[tuple]) -> Counts:
+        if not self.bulk:
+            return self._merge_inserts(rows)
+        with self._page_file() as path:
+            with open(path, "w", encoding="utf-8", newline="") as out:
+                write_csv(out, rows, [i for i, c in enumerate(self.columns) if c in self.hex_columns])
+            return self._merge_file(path)
 
     def _dedupe(self, rows: list[tuple]) -> list[tuple]:
         newest: dict[tuple, tuple] = {}
@@ -414,7 +665,7 @@ class MySqlWriter(Writer):
             params = [v for k in keys for v in k]
         return self.db.fetchone(f"SELECT COUNT(*) FROM {self.target} WHERE {where}", params)[0]
 
-    def _merge(self, rows: list[tuple]) -> Counts:
+    def _merge_inserts(self, rows: list[tuple]) -> Counts:
         unique = rows if self.unique_keys else self._dedupe(rows)
         if len(unique) < len(rows):
             counted = Counter(self.key_of(r) for r in rows)
@@ -447,12 +698,24 @@ class MySqlWriter(Writer):
         return cur.rowcount
 
     def close(self) -> None:
+        if self.tmpdir:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
         try:
             self.db.rollback()
             if self.track_seen:
                 self.db.execute(f"DROP TEMPORARY TABLE IF EXISTS {self.seen}")
+            if self.bulk:
+                self.db.execute(f"DROP TEMPORARY TABLE IF EXISTS {self.stage}")
         except Exception:
             pass
+
+
+def _warned_column(message: str) -> str | None:
+    """The column a LOAD warning names: ``column 'c'`` or MariaDB's ``column `db`.`table`.`c```."""
+    for marker, close in (("column '", "'"), ("column `", " ")):
+        if marker in message:
+            return message.split(marker, 1)[1].split(close, 1)[0].rsplit("`.`", 1)[-1].strip("`")
+    return None
 
 
 def _not_older(new: Any, old: Any) -> bool:

@@ -220,7 +220,7 @@ def import_tab(table: str, target: SheetTarget, *, run_id: str | None = None, ma
         log.info("%s: columns %s are not imported", where, ignored)
     now = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     name = sync_name(table)
-    with connected(conn_id) as db, RunFrame(db, name, run_id, "upsert", max_rejects=max_rejects) as frame:
+    with connected(conn_id, local_infile=True) as db, RunFrame(db, name, run_id, "upsert", max_rejects=max_rejects) as frame:
         counts, rejects, writer = Counts(read=len(records)), [], None
         try:
             resolver = _Resolver(db, entity, header, now)
