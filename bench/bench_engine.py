@@ -227,7 +227,8 @@ def main() -> None:
         emit("engine pg->pg full re-sync, 1% changed", t_one, baseline="initial load", baseline_seconds=t_init,
              target=1 / 0.6, rows=n, rss_mb=rss, note="target: at most 0.6x the initial load's time")
         with pg(src) as c:
-            c.execute("UPDATE items SET qty = qty + 1, updated_at = updated_at + interval '1 day' WHERE id % 100 = 1")
+            c.execute("UPDATE items SET qty = qty + 1, updated_at = '2026-06-01'::timestamptz + id * interval '1 ms' "
+                      "WHERE id % 100 = 1")  # newer than the cursor
         counts, t_inc, rss = case("engine", src, tgt)
         emit("engine pg->pg incremental, 1% changed", t_inc, rows=counts["read"], rss_mb=rss)
         _, t_noop, rss = case("engine", src, tgt)

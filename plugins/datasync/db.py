@@ -97,6 +97,21 @@ class Dialect:
         """Can this server spell a query's rows as the CSV a ``target`` server bulk-loads?"""
         return False
 
+    def copy_text_to(self, target: Dialect) -> bool:
+        """Can this server spell a query's rows as the COPY text a Postgres ``target`` reads?"""
+        return False
+
+    def index_hint(self, db: Database, table: str, columns: list[str]) -> str:
+        """What to write after ``table`` so pages in ``columns`` order read an index with exactly
+        those leading columns ("" when the planner needs no telling)."""
+        return ""
+
+    def copy_text_sql(self, db: Database, sql: str, params: Any, bytea_columns: set[str]) -> str | None:
+        """A query returning each row of ``sql`` as one line of Postgres COPY text (bytes, no line
+        end): tab-separated, backslash escapes, NULL as backslash-N (``bytea_columns`` in hex). None when
+        the query has a column type this does not spell: the caller then reads rows."""
+        raise NotImplementedError
+
     def csv_copy_sql(self, db: Database, sql: str, params: Any, hex_columns: set[str]) -> str | None:
         """A statement streaming the rows of ``sql`` as the CSV a MySQL-family target bulk-loads (see
         ``writers.LOAD_CSV``, see :meth:`csv_copy_to`): every value quoted, NULL a bare ``NULL``,
@@ -298,6 +313,55 @@ class MySqlDialect(Dialect):
         from datasync.engine.writers import MySqlWriter
 
         return MySqlWriter
+
+    def index_hint(self, db: Database, table: str, columns: list[str]) -> str:
+        # A page of a tenth of the table makes MySQL/MariaDB prefer a full scan and a filesort of
+        # every row, for every page; the index in page order reads just the page.
+        schema, _, bare = table.rpartition(".")
+        rows = db.fetchall(
+            "SELECT index_name, column_name FROM information_schema.statistics WHERE table_schema = "
+            f"{'%s' if schema else self.current_schema} AND table_name = %s ORDER BY index_name, seq_in_index",
+            (schema, bare) if schema else (bare,))
+        db.commit()
+        indexes: dict[str, list[str]] = {}
+        for name, column in rows:
+            indexes.setdefault(name, []).append(column)
+        for name, cols in sorted(indexes.items(), key=lambda item: item[0] != "PRIMARY"):
+            if cols[:len(columns)] == columns:
+                return f"FORCE INDEX ({self.quote(name)})"
+        return ""
+
+    def copy_text_to(self, target: Dialect) -> bool:
+        return target.family == POSTGRES
+
+    def copy_text_sql(self, db: Database, sql: str, params: Any, bytea_columns: set[str]) -> str | None:
+        from MySQLdb.constants import FIELD_TYPE as T
+
+        cur = db.execute(f"SELECT * FROM ({sql}) AS s LIMIT 0", params)
+        described = [(d[0], d[1]) for d in cur.description]
+        cur.close()
+        text = {T.VARCHAR, T.VAR_STRING, T.STRING, T.ENUM, T.SET, T.JSON, T.TINY_BLOB, T.MEDIUM_BLOB, T.LONG_BLOB, T.BLOB}
+        plain = {T.DECIMAL, T.NEWDECIMAL, T.TINY, T.SHORT, T.LONG, T.LONGLONG, T.INT24, T.YEAR, T.FLOAT, T.DOUBLE,
+                 T.DATE, T.DATETIME, T.TIMESTAMP, T.TIME}
+
+        def char(*codes: int) -> str:  # not a literal: sql_mode may or may not treat backslash as an escape
+            return f"CHAR({', '.join(map(str, codes))} USING utf8mb4)"
+
+        exprs = []
+        for name, kind in described:
+            col = self.quote(name)
+            if name in bytea_columns:
+                expr = f"CONCAT({char(92, 92, 120)}, HEX({col}))"
+            elif kind in text:
+                expr = col
+                for raw, escaped in ((92, (92, 92)), (9, (92, 116)), (10, (92, 110)), (13, (92, 114))):
+                    expr = f"REPLACE({expr}, {char(raw)}, {char(*escaped)})"
+            elif kind in plain:
+                expr = col
+            else:  # BIT, spatial, ...: read as rows
+                return None
+            exprs.append(f"IFNULL({expr}, {char(92, 78)})")
+        return f"SELECT CAST(CONCAT_WS({char(9)}, {', '.join(exprs)}) AS BINARY) FROM ({sql}) AS s"
 
     def row_hash(self, exprs: list[str], as_text: bool = True) -> str:
         # QUOTE() spells NULL as the bare word NULL and every value as a quoted string

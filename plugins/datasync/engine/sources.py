@@ -45,6 +45,7 @@ class SqlSource:
     table: str | None = None
     query: str | None = None
     db: Database | None = field(default=None, repr=False)
+    _hints: dict = field(default_factory=dict, repr=False)  # index hint per read order
 
     def __post_init__(self):
         if bool(self.table) == bool(self.query):
@@ -65,10 +66,16 @@ class SqlSource:
     def describe(self) -> str:
         return f"{self.conn_id}.{self.table}" if self.table else f"{self.conn_id} (query)"
 
-    def _from(self) -> str:
+    def _from(self, order: list[str] | None = None) -> str:
+        """The FROM clause; for a table read in ``order``, with the index hint that order needs."""
         db = self.open()
         if self.table:
-            return ".".join(db.quote(p) for p in self.table.split("."))
+            name = ".".join(db.quote(p) for p in self.table.split("."))
+            if order:
+                if tuple(order) not in self._hints:
+                    self._hints[tuple(order)] = db.dialect.index_hint(db, self.table, list(order))
+                name = f"{name} {self._hints[tuple(order)]}".rstrip()
+            return name
         return f"({self.query.strip().rstrip(';')}) AS src"
 
     def columns(self) -> list[str]:
@@ -122,12 +129,14 @@ class SqlSource:
         if window.after is not None:
             where.append("(" + keyset_after([q(c) for c in window.order]) + ")")
             params += [self._param(v) for v in keyset_params(list(window.after))]
-        if through is not None:
+        if through is not None:  # the first column's bound is what lets an index range serve the page
+            where.append(f"{q(window.order[0])} <= %s")
+            params.append(self._param(through[0]))
             where.append("NOT (" + keyset_after([q(c) for c in window.order]) + ")")
             params += [self._param(v) for v in keyset_params(list(through))]
         direction = " DESC" if descending else ""
         sql = (
-            f"SELECT {select or ', '.join(q(c) for c in columns)} FROM {self._from()}"
+            f"SELECT {select or ', '.join(q(c) for c in columns)} FROM {self._from(window.order if ordered else None)}"
             + (f" WHERE {' AND '.join(where)}" if where else "")
             + (f" ORDER BY {', '.join(q(c) + direction for c in window.order)}" if ordered else "")
             + (f" LIMIT {int(limit)}" if limit else "")

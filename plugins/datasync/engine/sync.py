@@ -17,9 +17,11 @@ reject; the cursor stops before it, so the next run reads it again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -111,6 +113,20 @@ def _newer(a: Any, b: Any) -> bool:
     return a >= b
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def _done(value: Any) -> Future:
+    """A future already holding ``value``."""
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
+_DONE = _done(None)
+
+
 class SyncRun:
     def __init__(self, spec: SyncSpec, source: SqlSource | RowsSource, frame: RunFrame):
         self.spec, self.source, self.frame, self.db = spec, source, frame, frame.db
@@ -183,7 +199,10 @@ class SyncRun:
                 yield counts, rejects, (top, None)
             return
         if self._csv_stream(writer):
-            yield from self._csv_pages(writer, window)
+            yield from self._stream_pages(writer, window, self._csv_stream_read(writer), self._write_csv)
+            return
+        if self._text_stream(writer):
+            yield from self._stream_pages(writer, window, self._text_stream_read(writer), self._write_text)
             return
         key_pos = [self.columns.index(c) for c in self.order]
         while True:
@@ -213,37 +232,79 @@ class SyncRun:
         return (isinstance(self.source, SqlSource) and getattr(writer, "bulk", False)
                 and self.source.open().dialect.csv_copy_to(self.db.dialect))
 
-    def _csv_pages(self, writer, window: Window):
-        """Like the passthrough: each page is COPYed out of the source as CSV, straight into the
-        target's LOAD DATA file. A page the source cannot spell as CSV, or one with a bad value,
-        is read as rows and written (and judged) like any other."""
-        spec, src = self.spec, self.source
-        while True:
-            last, full = src.page_end(window, spec.batch_size)
-            if last is None:
-                return
-            sql, params = src.page_sql(self.columns, window, None, through=last)
-            db = src.open()
+    def _text_stream(self, writer) -> bool:
+        # a MySQL-family source spells its pages as Postgres COPY text itself
+        return (isinstance(self.source, SqlSource) and hasattr(writer, "copy_text")
+                and self.source.open().dialect.copy_text_to(self.db.dialect))
+
+    # Each stream: read(db, sql, params) spells a page on the source (on the read-ahead thread; None:
+    # a type it cannot spell), write(writer, payload) puts it into the target.
+    def _csv_stream_read(self, writer):
+        def read(db: Database, sql: str, params: Any) -> str | None:
             copy_sql = db.dialect.csv_copy_sql(db, sql, params, writer.hex_columns)
-            counts = None
-            if copy_sql:
-                sp = writer.savepoint()
-                try:
-                    counts = writer.load_csv(db.cursor(), copy_sql, params)
-                    db.commit()
-                    rejects: list[Reject] = []
-                except Exception as exc:
-                    log.info("%s: page read as rows (%s)", spec.name, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
-                    writer.rollback_to(sp)
-                    db.rollback()
-            if counts is None:
-                rows = src.fetch_page(self.columns, window, None, through=last)
-                counts, rejects = writer.write(rows)
-            window.after = last
-            cursor_value = last[0] if spec.cursor_column and spec.mode == "incremental" else None
-            yield counts, rejects, (cursor_value, last[1:] if cursor_value is not None else last)
-            if not full:
-                return
+            return writer.csv_file(db.cursor(), copy_sql, params) if copy_sql else None
+        return read
+
+    def _text_stream_read(self, writer):
+        def read(db: Database, sql: str, params: Any) -> list | None:
+            text_sql = db.dialect.copy_text_sql(db, sql, params, writer.bytea_columns)
+            return db.fetchall(text_sql, params) if text_sql else None
+        return read
+
+    @staticmethod
+    def _write_csv(writer, path: str) -> Counts:
+        return writer.load_file(path)
+
+    @staticmethod
+    def _write_text(writer, lines: list) -> Counts:
+        def feed(into) -> None:
+            for i in range(0, len(lines), 10_000):
+                into.write(b"\n".join(line for (line,) in lines[i:i + 10_000]) + b"\n")
+        return writer.copy_text(feed)
+
+    def _stream_pages(self, writer, window: Window, read, write):
+        """Like the passthrough, but each page leaves the source already spelled in the target's
+        bulk format (CSV for LOAD DATA, COPY text for Postgres), and the next page is read on a
+        thread of its own while this one is written. A page the source cannot spell, or one with a
+        bad value, is read as rows and written (and judged) like any other."""
+        spec, src = self.spec, self.source
+
+        def ahead(after: tuple | None):  # the read-ahead thread is the source connection's only user meanwhile
+            page = dataclasses.replace(window, after=after)
+            last, full = src.page_end(page, spec.batch_size)
+            if last is None:
+                return None
+            sql, params = src.page_sql(self.columns, page, None, through=last)
+            db = src.open()
+            try:
+                payload = read(db, sql, params)
+                db.commit()
+            except Exception as exc:
+                log.info("%s: page read as rows (%s)", spec.name, _first_line(exc))
+                db.rollback()
+                payload = None
+            return page, last, full, payload
+
+        with ThreadPoolExecutor(1, thread_name_prefix="ds-read-ahead") as pool:
+            coming = pool.submit(ahead, window.after)
+            while (got := coming.result()) is not None:
+                page, last, full, payload = got
+                coming = pool.submit(ahead, last) if full else _DONE
+                counts, rejects = None, []
+                if payload is not None:
+                    sp = writer.savepoint()
+                    try:
+                        counts = write(writer, payload)
+                    except Exception as exc:
+                        log.info("%s: page read as rows (%s)", spec.name, _first_line(exc))
+                        writer.rollback_to(sp)
+                if counts is None:
+                    upcoming = coming.result()  # the source connection is free again
+                    coming = _done(upcoming)
+                    counts, rejects = writer.write(src.fetch_page(self.columns, page, None, through=last))
+                window.after = last
+                cursor_value = last[0] if spec.cursor_column and spec.mode == "incremental" else None
+                yield counts, rejects, (cursor_value, last[1:] if cursor_value is not None else last)
 
     def _take(self, counts: Counts, rejects: list[Reject], writer) -> None:
         self.frame.take(counts, rejects)

@@ -198,6 +198,7 @@ class PostgresWriter(Writer):
             self.db.execute(f"CREATE TEMP TABLE {self.seen} AS SELECT {keys} FROM {self.target} WITH NO DATA")
         self.db.commit()
         self.json_idx = [i for i, c in enumerate(self.columns) if self.table.columns[c].is_json]
+        self.bytea_columns = {c for c in self.columns if self.table.columns[c].data_type == "bytea"}
         self.merge_sql = self._merge_sql()
 
     def _merge_sql(self) -> str:
@@ -300,25 +301,34 @@ class PostgresWriter(Writer):
 
     def copy_page(self, source_cursor, copy_sql: str, params: Any) -> Counts:
         """Postgres -> Postgres: stream ``COPY (query) TO STDOUT`` into this table without a row
-        ever becoming a Python object. An initial load into an empty table (``direct``) goes
-        straight into the target like a plain bulk load; otherwise, or if that fails, through
-        the staging table and the merge."""
+        ever becoming a Python object."""
+
+        def feed(into) -> None:
+            with source_cursor.copy(copy_sql, params) as out:
+                pipe(out, into)
+
+        return self.copy_text(feed, source_cursor.connection.rollback)
+
+    def copy_text(self, feed: Callable[[Any], None], on_retry: Callable[[], None] = lambda: None) -> Counts:
+        """Rows as COPY text, written by ``feed(copy)``. An initial load into an empty table
+        (``direct``) goes straight into the target like a plain bulk load; otherwise, or if that
+        fails (``on_retry`` then resets the source), through the staging table and the merge."""
         if self.direct:
             sp = self.savepoint()
             try:
                 cur = self.db.cursor()
-                with source_cursor.copy(copy_sql, params) as out, cur.copy(self._copy_in(self.target)) as into:
-                    pipe(out, into)
+                with cur.copy(self._copy_in(self.target)) as into:
+                    feed(into)
                 return Counts(read=cur.rowcount, inserted=cur.rowcount)
             except Exception:
                 # e.g. a duplicate key or a bad value: the staging path sorts it out from here on
                 self.rollback_to(sp)
-                source_cursor.connection.rollback()
+                on_retry()
                 self.direct = False
         self.db.execute(f"TRUNCATE {self.stage}")
         cur = self.db.cursor()
-        with source_cursor.copy(copy_sql, params) as out, cur.copy(self._copy_in()) as into:
-            pipe(out, into)
+        with cur.copy(self._copy_in()) as into:
+            feed(into)
         return self._run_merge(cur)
 
     def mark_seen(self, keys: list[tuple]) -> None:
@@ -623,13 +633,21 @@ class MySqlWriter(Writer):
         return Counts(read=read, inserted=inserted, updated=updated, unchanged=existing - updated,
                       duplicates=read - distinct)
 
-    def load_csv(self, source_cursor, copy_sql: str, params: Any) -> Counts:
-        """Stream a source's ``COPY ... TO STDOUT`` (``Dialect.csv_copy_sql``) into the page file, then
-        load it: no value ever becomes a Python object."""
-        with self._page_file() as path:
-            with open(path, "wb") as out, source_cursor.copy(copy_sql, params) as rows:
-                pipe(rows, out)
+    def csv_file(self, source_cursor, copy_sql: str, params: Any) -> str:
+        """Stream a source's ``COPY ... TO STDOUT`` (``Dialect.csv_copy_sql``) into a new page file
+        (no value ever becomes a Python object); :meth:`load_file` loads and deletes it. Touches only
+        the source connection, so it may run on another thread while a page loads."""
+        fd, path = tempfile.mkstemp(suffix=".csv", dir=self.tmpdir)
+        with os.fdopen(fd, "wb") as out, source_cursor.copy(copy_sql, params) as rows:
+            pipe(rows, out)
+        return path
+
+    def load_file(self, path: str) -> Counts:
+        try:
             return self._merge_file(path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def column_of(self, exc: Exception) -> str | None:
         return exc.column if isinstance(exc, LoadWarnings) else _column_of(exc)
