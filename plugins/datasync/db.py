@@ -101,6 +101,10 @@ class Dialect:
         """Can this server spell a query's rows as the COPY text a Postgres ``target`` reads?"""
         return False
 
+    def row_estimate(self, db: Database, table: str) -> int | None:
+        """The server's estimate of a table's rows (from its statistics), None when it has none."""
+        return None
+
     def index_hint(self, db: Database, table: str, columns: list[str]) -> str:
         """What to write after ``table`` so pages in ``columns`` order read an index with exactly
         those leading columns ("" when the planner needs no telling)."""
@@ -187,6 +191,12 @@ class PostgresDialect(Dialect):
 
     def copy_between(self, target: Dialect) -> bool:
         return isinstance(target, PostgresDialect)
+
+    def row_estimate(self, db: Database, table: str) -> int | None:
+        (rows,) = db.fetchone("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                              (".".join(self.quote(p) for p in table.split(".")),)) or (None,)
+        db.commit()
+        return int(rows) if rows and rows > 0 else None  # -1 or 0: never analysed
 
     def row_hash(self, exprs: list[str], as_text: bool = False) -> str:
         if as_text:
@@ -313,6 +323,14 @@ class MySqlDialect(Dialect):
         from datasync.engine.writers import MySqlWriter
 
         return MySqlWriter
+
+    def row_estimate(self, db: Database, table: str) -> int | None:
+        schema, _, bare = table.rpartition(".")
+        row = db.fetchone("SELECT table_rows FROM information_schema.tables WHERE table_schema = "
+                          f"{'%s' if schema else self.current_schema} AND table_name = %s",
+                          (schema, bare) if schema else (bare,))
+        db.commit()
+        return int(row[0]) if row and row[0] else None
 
     def index_hint(self, db: Database, table: str, columns: list[str]) -> str:
         # A page of a tenth of the table makes MySQL/MariaDB prefer a full scan and a filesort of

@@ -13,12 +13,18 @@ log = logging.getLogger(__name__)
 
 def source_total(source: Any, columns: list[str], window: Any) -> int | None:
     """How many rows this read will take, when that is cheap to know: the length of a sized row
-    source, or a COUNT over the same window of a SQL source. None when unknown."""
+    source, the server's estimate for a whole table, or a COUNT over the same window of a SQL
+    source. None when unknown."""
     rows = getattr(source, "rows", None)
     if rows is not None:
         return len(rows) if isinstance(rows, Sized) else None
     try:
         db = source.open()
+        whole = getattr(source, "table", None) and window.lower is None and window.after is None
+        if whole:  # the planner's estimate: counting every row of a big table costs seconds
+            estimate = db.dialect.row_estimate(db, source.table)
+            if estimate:
+                return estimate
         sql, params = source.page_sql(columns, window, None)
         (total,) = db.fetchone(f"SELECT COUNT(*) FROM ({sql}) AS rows_to_sync", params)
         db.commit()
