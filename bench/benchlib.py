@@ -210,8 +210,15 @@ def emit(case: str, seconds: float, *, baseline: str | None = None, baseline_sec
 
 # ---- processes --------------------------------------------------------------------------------------------
 def peak_rss_mb() -> float:
-    """Peak RSS of this process so far, MiB (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this process so far, MiB. Linux: the memory map's own high-water mark (VmHWM);
+    ru_maxrss would carry over the parent's RSS through fork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def in_child(target: str, *args, **kwargs) -> tuple[Any, float, float]:
