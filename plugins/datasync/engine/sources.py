@@ -114,7 +114,8 @@ class SqlSource:
                  descending: bool = False, offset: int = 0, select: str | None = None,
                  ordered: bool = True) -> tuple[str, list[Any]]:
         """SELECT of the next page: ``limit`` rows, or every row up to and including ``through``
-        (``select`` replaces the column list, e.g. with aggregates, then ``ordered=False``)."""
+        (``select`` replaces the column list, e.g. with aggregates, then ``ordered=False``; a page
+        bounded by ``through`` holds the same rows in any order, and a bulk copy need not sort them)."""
         db = self.open()
         q = db.quote
         where, params = [], []
@@ -136,7 +137,7 @@ class SqlSource:
             params += [self._param(v) for v in keyset_params(list(through))]
         direction = " DESC" if descending else ""
         sql = (
-            f"SELECT {select or ', '.join(q(c) for c in columns)} FROM {self._from(window.order if ordered else None)}"
+            f"SELECT {select or ', '.join(q(c) for c in columns)} FROM {self._from(window.order)}"
             + (f" WHERE {' AND '.join(where)}" if where else "")
             + (f" ORDER BY {', '.join(q(c) + direction for c in window.order)}" if ordered else "")
             + (f" LIMIT {int(limit)}" if limit else "")

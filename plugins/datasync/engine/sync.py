@@ -164,7 +164,7 @@ class SyncRun:
 
     def _copy_range(self, writer, window: Window, through: tuple | None) -> tuple[Counts, list[Reject]]:
         """COPY the source rows after ``window.after`` through ``through`` into the target."""
-        sql, params = self.source.page_sql(self.columns, window, None, through=through)
+        sql, params = self.source.page_sql(self.columns, window, None, through=through, ordered=not self.unique_keys)
         return self._copy(writer, sql, params)
 
     def _copy(self, writer, sql: str, params: Any) -> tuple[Counts, list[Reject]]:
@@ -274,7 +274,8 @@ class SyncRun:
             last, full = src.page_end(page, spec.batch_size)
             if last is None:
                 return None
-            sql, params = src.page_sql(self.columns, page, None, through=last)
+            # one row per key: the page's rows need no sort (the staging merge orders only repeated keys)
+            sql, params = src.page_sql(self.columns, page, None, through=last, ordered=not self.unique_keys)
             db = src.open()
             try:
                 payload = read(db, sql, params)
