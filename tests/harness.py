@@ -201,6 +201,32 @@ def lock_held(conn_id: str, name: str) -> Iterator[None]:
         thread.join()
 
 
+def sigkill_when_stalled(db: TestDatabase, argv: list[str], *, cwd: Path | None = None, timeout: float = 60) -> None:
+    """Run ``argv`` (PYTHONPATH: the package) until one of ``db``'s sessions sleeps in ``pg_sleep`` (a
+    stall trigger the test installed), SIGKILL it there, then end that session: its backend would
+    sleep on, holding the dead worker's locks, until it noticed the closed socket."""
+    import signal
+    import time
+
+    sleeping = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event = 'PgSleep'")
+    proc = subprocess.Popen(argv, cwd=cwd, env=dict(os.environ, PYTHONPATH=str(REPO / "plugins")),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not db.query(sleeping)[0][0]:
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "the worker never reached the stalled row"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    db.query(sleeping.replace("count(*)", "pg_terminate_backend(pid)"))
+
+
 def run_dag(dag, conf: dict | None = None, logical_date=None, retries: int = 0):
     """Run a real DAG in-process with ``dag.test()`` and return the DagRun.
 

@@ -4,17 +4,13 @@ hash sums, changed rows are found one by one, deletes are proven, and rows that 
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
 from datasync.engine import SqlSource, SyncSpec, run_sync
 from engine_fixtures import bookkept, create_items
-from harness import REPO
+from harness import sigkill_when_stalled
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 ROWS = 2000
@@ -186,22 +182,7 @@ def test_sigkill_mid_compare_leaves_the_target_as_it_was_and_a_rerun_converges(p
     tgt.query("CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$ "
               "BEGIN IF NEW.id = 1500 THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END $$")
     tgt.query("CREATE TRIGGER stall BEFORE UPDATE ON items FOR EACH ROW EXECUTE FUNCTION stall()")
-    proc = subprocess.Popen([sys.executable, "-c", WORKER], env=dict(os.environ, PYTHONPATH=str(REPO / "plugins")),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not tgt.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                            "AND wait_event = 'PgSleep'")[0][0]:
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "the worker never reached the stalled row"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    tgt.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-              "AND wait_event = 'PgSleep'")
+    sigkill_when_stalled(tgt, [sys.executable, "-c", WORKER])
     assert tgt.query("SELECT id, qty FROM items ORDER BY id") == before  # nothing of the killed run landed
     tgt.query("DROP TRIGGER stall ON items")
     c = sync().counts

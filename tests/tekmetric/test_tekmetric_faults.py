@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
 from datasync.engine.state import loads
 from datasync.tekmetric import sync
 from devtools.tekmetric.compare import differences
-from harness import REPO, load_dag, run_dag, task_states
+from harness import REPO, load_dag, run_dag, sigkill_when_stalled, task_states
 
 UTC = dt.timezone.utc
 BACKFILL = {"backfill_start": (dt.date.today() - dt.timedelta(days=120)).isoformat(), "window_days": 61}
@@ -146,24 +142,8 @@ def test_killed_mid_shop_then_rerun_converges(emulator, monkeypatch, warehouse):
         "CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$ "
         f"BEGIN IF NEW.ro_id = {recent['id']} THEN PERFORM pg_sleep(60); END IF; RETURN NEW; END $$")
     warehouse.query("CREATE TRIGGER stall BEFORE INSERT ON repair_orders FOR EACH ROW EXECUTE FUNCTION stall()")
-    env = dict(os.environ, PYTHONPATH=str(REPO / "plugins"))
-    proc = subprocess.Popen([sys.executable, "-c", WORKER, str(shop), json.dumps({**BACKFILL, "window_days": 14})], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not warehouse.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                  "AND wait_event = 'PgSleep'")[0][0]:
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "the worker never reached the stalled RO"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    # The dead worker's backend sleeps on (holding the sync's lock) until it notices; end it now.
-    warehouse.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event = 'PgSleep'")
+    sigkill_when_stalled(warehouse, [sys.executable, "-c", WORKER, str(shop), json.dumps({**BACKFILL, "window_days": 14})],
+                         cwd=REPO)
     warehouse.query("DROP TRIGGER stall ON repair_orders")
 
     landed = warehouse.query("SELECT count(*) FROM repair_orders")[0][0]
