@@ -69,6 +69,7 @@ def test_unchanged_reads_no_rows_and_writes_nothing(loaded):
     result = sync()
     c = result.counts
     assert (c.read, c.unchanged, c.inserted, c.updated, c.deleted) == (ROWS, ROWS, 0, 0, 0)
+    assert (result.details["ranges_compared"], result.details["ranges_differing"]) == (ROWS // 100 + 1, 0)
     if before is not None:
         assert versions(tgt) == before
 

@@ -24,15 +24,12 @@ in one transaction, as for any full refresh.
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from datasync.db import POSTGRES, Database
 from datasync.engine.sources import SqlSource, Window
-
-log = logging.getLogger(__name__)
 
 KEYS_PER_QUERY = 1000  # keys in one IN (...) list
 

@@ -415,7 +415,7 @@ class SyncRun:
         comparison = Comparison(src, self.db, self.table.name, self.columns, key, spec.compare_rows)
         progress = Progress(spec.name, committed=False)  # no count first: it would cost a third of a no-op run
         waiting: list[tuple] = []  # keys to read and merge, gathered across ranges into pages
-        shown = 0
+        shown = ranges = differing = reread = gone_total = 0
 
         def merge_waiting() -> None:
             if not waiting:
@@ -431,6 +431,10 @@ class SyncRun:
 
         try:
             for rng, n_src, equal, changed, gone in comparison.ranges():
+                ranges += 1
+                differing += bool(changed or gone)
+                reread += len(changed)
+                gone_total += len(gone)
                 if len(changed) * 2 > n_src and self._passthrough():  # mostly new: COPY the whole range
                     self._take(*self._copy_range(writer, rng.window(key), rng.through), writer)
                 else:
@@ -449,6 +453,10 @@ class SyncRun:
             merge_waiting()
             if shown:
                 progress.page(shown)
+            self.frame.details[spec.name].update(ranges_compared=ranges, ranges_differing=differing)
+            log.info("%s: compared %d key range(s) of up to %d rows on both servers; %d differed: %d new or changed "
+                     "row(s) read and merged, %d target row(s) missing at the source", spec.name, ranges,
+                     spec.compare_rows, differing, reread, gone_total)
             self.frame.check_budget()
             return self._commit_full(writer)
         finally:
