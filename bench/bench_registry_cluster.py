@@ -55,8 +55,26 @@ def tree_cpu(root: int) -> float:
     return total / TICKS
 
 
-def stack_cpu(stack: AirflowStack) -> float:
-    return sum(tree_cpu(p.pid) for p in stack.processes)
+def stack_cpu(stack: AirflowStack) -> dict[str, float]:
+    """CPU seconds per stack component (scheduler, api-server, worker1, ...)."""
+    return {p.name: tree_cpu(p.pid) for p in stack.processes}
+
+
+def machine_cpu() -> float:
+    """Busy CPU seconds of the whole machine (database servers included): /proc/stat's first line."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICKS  # all but idle and iowait
+
+
+def profile(stack: AirflowStack, directory: Path) -> list:
+    """One py-spy per component (its task processes included), sampling until sent SIGINT."""
+    import subprocess
+
+    directory.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    return [subprocess.Popen([str(spy), "record", "--pid", str(p.pid), "--subprocesses", "--rate", "50", "--format", "raw",
+                              "--output", str(directory / f"{p.name}.txt"), "--nonblocking"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in stack.processes]
 
 
 def sync_instances(stack: AirflowStack, run_id: str) -> list[dict]:
@@ -85,6 +103,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=None, help="[celery] worker_concurrency (stack default)")
     parser.add_argument("--tree", type=Path, default=REPO, help="checkout whose dags/ and plugins/ run")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION__KEY=VALUE")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="py-spy every component during the last cycle: DIR/<component>.txt (collapsed stacks)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "plugins"))
 
@@ -138,10 +158,17 @@ def run(args, scratch: Scratch, directory: Path, home: Path) -> int:
                 db.execute("UPDATE data_source_registry SET next_sync = NULL").close()
                 db.commit()
             load = os.getloadavg()[0]
-            cpu0, t0 = stack_cpu(stack), time.monotonic()
+            profilers = profile(stack, args.profile) if args.profile and cycle == args.cycles - 1 else []
+            cpu0, machine0, t0 = stack_cpu(stack), machine_cpu(), time.monotonic()
             run_id = stack.trigger("source_registry_runner")
             state = stack.wait_run("source_registry_runner", run_id, timeout=1800)
-            took, cpu = time.monotonic() - t0, stack_cpu(stack) - cpu0
+            for profiler in profilers:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                profiler.wait(60)
+            cpu1, machine = stack_cpu(stack), machine_cpu() - machine0
+            took = time.monotonic() - t0
+            parts = {name: cpu1[name] - cpu0.get(name, 0.0) for name in cpu1}
+            cpu = sum(parts.values())
             tis = sync_instances(stack, run_id)
             waits = [parse_time(ti["start_date"]) - parse_time(ti["queued_when"]) for ti in tis
                      if ti.get("queued_when") and ti.get("start_date")]
@@ -151,9 +178,10 @@ def run(args, scratch: Scratch, directory: Path, home: Path) -> int:
             results.append((cycle, state, took, cpu, ok, waits, runs, load))
             kind = "cold" if cycle == 0 else "warm"
             print(f"cycle {cycle + 1} ({kind}): {state}, {ok}/{n} sources ok, "
-                  f"{took:.1f} s, {cpu:.1f} CPU-s ({cpu / n:.3f} per source), "
+                  f"{took:.1f} s, {cpu:.1f} CPU-s ({cpu / n:.3f} per source; machine {machine / n:.3f}), "
                   f"queue wait median {statistics.median(waits) if waits else 0:.2f} s, "
-                  f"task run median {statistics.median(runs) if runs else 0:.2f} s, load at start {load:.2f}",
+                  f"task run median {statistics.median(runs) if runs else 0:.2f} s, load at start {load:.2f}; "
+                  "CPU-s by component: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(parts.items())),
                   flush=True)
             emit(f"registry cluster: cycle {cycle + 1}, {kind} ({size})", took, rows=n * args.records,
                  limit_seconds=limit if cycle > 0 else None,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from datasync.monitor.app import URL_PREFIX, app
+from datasync.monitor import URL_PREFIX, PageApp
 
 
 class DataSyncPlugin(AirflowPlugin):
     name = "datasync"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Data sync"}]
+    fastapi_apps = [{"app": PageApp(), "url_prefix": URL_PREFIX, "name": "Data sync"}]
     external_views = [
         {"name": "Data sync", "href": f"{URL_PREFIX}/", "url_route": "datasync", "destination": "nav",
          "nav_top_level": True},

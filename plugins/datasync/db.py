@@ -534,7 +534,7 @@ def mysql_family_dialect(version: str, version_comment: str, override: str | Non
     return TIDB if "tidb" in f"{version} {version_comment}".lower() else MYSQL
 
 
-def _mysql_hook(conn_id: str, local_infile: bool):
+def _mysql_hook(conn_id: str, local_infile: bool, connection=None):
     from airflow.providers.mysql.hooks.mysql import MySqlHook
 
     class Hook(MySqlHook):
@@ -543,24 +543,26 @@ def _mysql_hook(conn_id: str, local_infile: bool):
         def _get_conn_config_mysql_client(self, conn) -> dict:
             return {**super()._get_conn_config_mysql_client(conn), "local_infile": 1 if local_infile else 0}
 
-    return Hook(mysql_conn_id=conn_id, local_infile=local_infile)
+    return Hook(mysql_conn_id=conn_id, local_infile=local_infile, connection=connection)
 
 
-def connect(conn_id: str, *, local_infile: bool = False) -> Database:
+def connect(conn_id: str, *, local_infile: bool = False, connection: Any = None) -> Database:
     """Open a connection by Airflow connection id (env ``AIRFLOW_CONN_<ID>`` works too).
 
     ``local_infile``: a MySQL-family TARGET may be sent files with ``LOAD DATA LOCAL INFILE``.
-    Never for a source: with it on, the server may ask the client for any file it can read."""
+    Never for a source: with it on, the server may ask the client for any file it can read.
+    ``connection``: the Airflow connection of ``conn_id`` when the caller has looked it up already
+    (in a task each lookup is a round trip to the API server)."""
     from airflow.sdk import BaseHook
 
-    airflow_conn = BaseHook.get_connection(conn_id)
+    airflow_conn = connection or BaseHook.get_connection(conn_id)
     family = _dialect_of(airflow_conn.conn_type)
     where = f"{airflow_conn.host}:{airflow_conn.port or ''}/{airflow_conn.schema or ''}"
     try:
         if family == POSTGRES:
             from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-            conn = PostgresHook(postgres_conn_id=conn_id).get_conn()
+            conn = PostgresHook(postgres_conn_id=conn_id, connection=airflow_conn).get_conn()  # one lookup, not two
             conn.autocommit = False
             cur = conn.cursor()
             cur.execute("SET TIME ZONE 'UTC'")
@@ -569,7 +571,7 @@ def connect(conn_id: str, *, local_infile: bool = False) -> Database:
             conn.commit()
             dialect = POSTGRES
         else:
-            conn = _mysql_hook(conn_id, local_infile).get_conn()
+            conn = _mysql_hook(conn_id, local_infile, airflow_conn).get_conn()
             conn.autocommit(False)
             conn.set_character_set("utf8mb4")
             extra = airflow_conn.extra_dejson or {}

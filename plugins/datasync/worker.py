@@ -23,6 +23,9 @@ PRELOAD = (
     # the task code of the DAGs that run the most task instances
     "datasync.defaults",
     "datasync.registry.runner",
+    "datasync.monitor",  # what the plugins folder's datasync_ui.py imports (every task process loads plugins)
+    # what every registry task connects with (psycopg 3, the provider's hook): ~70 ms a task
+    "airflow.providers.postgres.hooks.postgres",
 )
 
 CELERY_CONFIG = {**DEFAULT_CELERY_CONFIG, "imports": PRELOAD}

@@ -20,10 +20,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from datasync.monitor import views
+from datasync.monitor import URL_PREFIX, views
 from datasync.monitor.charts import runs_chart
 
-URL_PREFIX = "/datasync"
 PAGE_ROWS = 200
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True))

@@ -231,7 +231,8 @@ def registry_database(conn_id: str = REGISTRY_CONN_ID) -> Database:
     the benchmark run many; a real worker process runs one and throws it away)."""
     from airflow.sdk import BaseHook
 
-    uri = BaseHook.get_connection(conn_id).get_uri()  # a re-pointed connection id gets a new session
+    connection = BaseHook.get_connection(conn_id)
+    uri = connection.get_uri()  # a re-pointed connection id gets a new session
     cached = _CACHED.get(conn_id)
     if cached and cached[0] == uri:
         db = cached[1]
@@ -244,7 +245,7 @@ def registry_database(conn_id: str = REGISTRY_CONN_ID) -> Database:
             db.close()
     elif cached:
         cached[1].close()
-    db = connect(conn_id)
+    db = connect(conn_id, connection=connection)
     _CACHED[conn_id] = (uri, db)
     return db
 
