@@ -468,8 +468,11 @@ class Database:
         cur.execute(sql, params)
         return cur
 
-    def fetchall(self, sql: str, params: Any = None) -> list[tuple]:
-        cur = self.execute(sql, params)
+    def fetchall(self, sql: str, params: Any = None, *, binary: bool = False) -> list[tuple]:
+        """``binary``: Postgres sends values in binary (no text to format and parse; a type psycopg has no
+        binary loader for arrives as bytes)."""
+        cur = self.conn.cursor(binary=True) if binary and self.dialect.family == POSTGRES else self.conn.cursor()
+        cur.execute(sql, params)
         rows = cur.fetchall() if cur.description else []
         cur.close()
         return list(rows)
