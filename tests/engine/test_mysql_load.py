@@ -217,12 +217,12 @@ def test_a_bad_value_in_a_postgres_page_reads_the_page_as_rows(pg_source, my_tar
 
 
 # ---- MariaDB -> Postgres: an initial load COPYs straight into the empty target -------------------
-def _record_statements(pg):
-    """Each INSERT statement on items notes how it came (COPY or INSERT ... SELECT from the stage)."""
+def _record_statements(pg, table: str = "items"):
+    """Each INSERT statement on ``table`` notes how it came (COPY or INSERT ... SELECT from the stage)."""
     pg.query("CREATE TABLE seen_statements (kind TEXT)")
     pg.query("CREATE FUNCTION note_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
              "INSERT INTO seen_statements VALUES (split_part(ltrim(current_query()), ' ', 1)); RETURN NULL; END $$")
-    pg.query("CREATE TRIGGER note_statement AFTER INSERT ON items FOR EACH STATEMENT EXECUTE FUNCTION note_statement()")
+    pg.query(f"CREATE TRIGGER note_statement AFTER INSERT ON {table} FOR EACH STATEMENT EXECUTE FUNCTION note_statement()")
 
 
 def _fill_mysql_items(my, n: int, bad: int | None = None) -> None:
@@ -245,6 +245,26 @@ def test_mariadb_to_empty_postgres_copies_straight_in(my_source, pg_target):
     assert pg_target.query("SELECT kind, count(*) FROM seen_statements GROUP BY kind") == [("COPY", 3)]
     assert pg_target.query("SELECT count(*), sum(qty), min(updated_at) FROM items") == [(120, 7260, T0 + dt.timedelta(seconds=1))]
     assert pg_target.query("SELECT meta FROM items WHERE id = 7") == [({"i": 7},)]
+
+
+@pytest.mark.parametrize("sql_mode", ["", "NO_BACKSLASH_ESCAPES"])
+def test_awkward_values_copy_straight_from_mariadb_into_empty_postgres(sql_mode, my_source, pg_target, caplog):
+    """The source spells COPY text lines itself: tabs, line ends and backslashes escaped the same
+    whatever the session's sql_mode says about backslashes in string literals."""
+    my_source.query(MY)
+    pg_target.query(PG)
+    if sql_mode:
+        my_source.bind("eng_src", extra=f"sql_mode={sql_mode}")
+    rows = odd_rows()
+    load_odd(my_source, rows)
+    _record_statements(pg_target, "odd")
+    with caplog.at_level(logging.INFO, logger="datasync"):
+        result = run_sync(SyncSpec(name="odd", target_table="odd", key=["id"], cursor_column="updated_at", batch_size=7),
+                          SqlSource("eng_src", table="odd"), "eng_tgt", run_start=T0 + dt.timedelta(days=1))
+    assert "read as rows" not in caplog.text
+    assert (result.counts.read, result.counts.inserted, result.counts.rejected) == (len(rows), len(rows), 0)
+    assert pg_target.query("SELECT DISTINCT kind FROM seen_statements") == [("COPY",)]
+    assert landed_odd(pg_target) == rows
 
 
 @pytest.mark.parametrize("case", ["not empty", "bad row"])
