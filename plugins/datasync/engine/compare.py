@@ -191,10 +191,14 @@ class Comparison:
         keys, hashes = self.target.hashes(rng, self.every)  # meanwhile, on this thread
         src_keys, src_hashes = listed.result()
         n_src = len(src_keys)
-        as_tuples = (lambda ks: [(k,) for k in ks]) if len(self.key) == 1 else list
+        one = len(self.key) == 1
+
+        def as_tuple(k):  # what callers take: a key is always a tuple
+            return (k,) if one else k
+
         if len(keys) < self.every and keys == src_keys:  # the same keys (rows only changed): side by side
             changed = [k for k, mine, theirs in zip(keys, hashes, src_hashes) if mine != theirs]
-            return n_src, n_src - len(changed), as_tuples(changed), []
+            return n_src, n_src - len(changed), [as_tuple(k) for k in changed], []
         source = dict(zip(src_keys, src_hashes))
         equal, changed, gone = 0, [], []
         while True:  # the target's side in pages: it may hold far more rows in this range than the source
@@ -208,9 +212,9 @@ class Comparison:
                     changed.append(k)
             if len(keys) < self.every:
                 break
-            keys, hashes = self.target.hashes(rng, self.every, as_tuples(keys[-1:])[0])
+            keys, hashes = self.target.hashes(rng, self.every, as_tuple(keys[-1]))
         changed += source.keys()  # new
-        return n_src, equal, as_tuples(changed), as_tuples(gone)
+        return n_src, equal, [as_tuple(k) for k in changed], [as_tuple(k) for k in gone]
 
 
 _MISSING = object()
