@@ -12,8 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from datasync.db import connect
+from datasync.db import connect, connected
 from datasync.engine import RowsSource, SqlSource, SyncSpec, run_sync
+from datasync.engine.state import read_cursor
 from engine_fixtures import bookkept, create_items
 
 UTC = dt.timezone.utc
@@ -315,9 +316,11 @@ run_sync(SyncSpec(name="items", target_table="items", key=["id"], cursor_column=
 """
 
 
-# Mid third page of an initial load (LOAD straight into the empty target); inside the last page
-# when the target already holds rows (staging table + INSERT ... SELECT).
-@pytest.mark.parametrize("stall_at,preloaded", [(1250, False), (2999, True)])
+# Mid third page of an initial load (LOAD straight into the empty target, on the run's own
+# connection while the fourth loads on a second one), mid fourth page (on the second connection,
+# the third committed); inside the last page when the target already holds rows (staging table +
+# INSERT ... SELECT).
+@pytest.mark.parametrize("stall_at,preloaded", [(1250, False), (1750, False), (2999, True)])
 def test_sigkill_mid_load_page_then_rerun_converges(pg_source, my_target, stall_at, preloaded):
     import os
     import signal
@@ -325,8 +328,6 @@ def test_sigkill_mid_load_page_then_rerun_converges(pg_source, my_target, stall_
     import sys
     import time
 
-    from datasync.db import connected
-    from datasync.engine.state import read_cursor
     from harness import REPO
 
     for db in (pg_source, my_target):
@@ -379,3 +380,66 @@ def test_sigkill_mid_load_page_then_rerun_converges(pg_source, my_target, stall_
     assert my_target.query(f"SELECT {cols} FROM items ORDER BY id") == [
         (i, n, q, p, u.replace(tzinfo=None)) for i, n, q, p, u in pg_source.query(f"SELECT {cols} FROM items ORDER BY id")]
     assert [s for (s,) in my_target.query("SELECT status FROM sync_log ORDER BY id")] == ["failed", "success"]
+
+
+# ---- an initial load loads pages side by side on two connections ----------------------------------
+def _fill_pg_items(pg, n: int, nan_at: int | None = None) -> None:
+    pg.query("CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, ratio DOUBLE PRECISION, "
+             "updated_at TIMESTAMPTZ NOT NULL)")
+    conn = pg.connect()
+    with conn.cursor().copy("COPY items (id, name, ratio, updated_at) FROM STDIN") as copy:
+        for i in range(1, n + 1):
+            copy.write_row((i, f"n{i}", float("nan") if i == nan_at else i / 4, T0 + dt.timedelta(seconds=i)))
+    conn.close()
+
+
+def _note_connections(my) -> None:
+    """Every row the target takes notes the connection that inserted it."""
+    my.query("CREATE TABLE took (id BIGINT PRIMARY KEY, conn BIGINT NOT NULL)")
+    my.query("CREATE TRIGGER took AFTER INSERT ON items FOR EACH ROW INSERT INTO took VALUES (NEW.id, CONNECTION_ID())")
+
+
+def _sessions(my) -> int:
+    return my.query("SELECT count(*) FROM information_schema.processlist WHERE db = %s", (my.name,))[0][0]
+
+
+PAIRED_SPEC = dict(name="items", target_table="items", key=["id"], cursor_column="updated_at", batch_size=250)
+
+
+def test_initial_load_alternates_pages_between_two_connections(pg_source, my_target, caplog):
+    _fill_pg_items(pg_source, 2000)
+    my_target.query("CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, ratio DOUBLE, "
+                    "updated_at DATETIME(6) NOT NULL, KEY items_cursor (updated_at, id))")
+    _note_connections(my_target)
+    idle = _sessions(my_target)
+    result = run_sync(SyncSpec(**PAIRED_SPEC), SqlSource("eng_src", table="items"), "eng_tgt",
+                      run_start=dt.datetime(2026, 4, 1, tzinfo=UTC))
+    assert (result.counts.inserted, result.details.get("load_connections")) == (2000, 2)
+    assert my_target.query("SELECT id, name, ratio FROM items ORDER BY id") == [(i, f"n{i}", i / 4) for i in range(1, 2001)]
+    # each page of 250 rows from one connection, the pages taking turns on two
+    by_page = [{c for (c,) in my_target.query("SELECT DISTINCT conn FROM took WHERE id BETWEEN %s AND %s",
+                                               (p * 250 + 1, p * 250 + 250))} for p in range(8)]
+    assert all(len(c) == 1 for c in by_page) and len(set.union(*by_page)) == 2
+    assert all(by_page[p] != by_page[p + 1] for p in range(7))
+    with connected("eng_tgt") as db:
+        assert read_cursor(db, "items").value.replace(tzinfo=UTC) == T0 + dt.timedelta(seconds=2000)
+    assert _sessions(my_target) == idle, "the second connection is closed"
+    assert not any(r.levelno >= logging.WARNING for r in caplog.records)
+
+
+@pytest.mark.parametrize("nan_at", [1100, 1400], ids=["own-connection-page", "second-connection-page"])
+def test_a_bad_value_while_loading_side_by_side_goes_on_one_page_at_a_time(pg_source, my_target, nan_at, caplog):
+    """Pages of 250: 1001-1250 load on the run's connection, 1251-1500 on the second, at once. A bad
+    value in either rolls both back; from there pages go one at a time and the bad row is named."""
+    caplog.set_level(logging.INFO, logger="datasync")
+    _fill_pg_items(pg_source, 2000, nan_at=nan_at)
+    my_target.query("CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, ratio DOUBLE, "
+                    "updated_at DATETIME(6) NOT NULL, KEY items_cursor (updated_at, id))")
+    result = run_sync(SyncSpec(**PAIRED_SPEC, max_rejects=1), SqlSource("eng_src", table="items"), "eng_tgt",
+                      run_start=dt.datetime(2026, 4, 1, tzinfo=UTC))
+    assert (result.counts.inserted, result.counts.rejected, result.counts.read) == (1999, 1, 2000)
+    assert my_target.query("SELECT id, name, ratio FROM items ORDER BY id") == [
+        (i, f"n{i}", i / 4) for i in range(1, 2001) if i != nan_at]
+    assert my_target.query("SELECT row_key, column_name FROM sync_rejects") == [(str(nan_at), "ratio")]
+    assert any("one page at a time from here" in r.getMessage() for r in caplog.records)
+    assert my_target.query("SELECT status, rows_inserted, rows_rejected FROM sync_log") == [("success", 1999, 1)]

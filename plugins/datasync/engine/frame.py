@@ -132,15 +132,18 @@ class RunFrame:
             self._keep_pending()
             raise self.refusal(self.name, self.source_rejects + self.rejects, self.max_rejects)
 
-    def commit(self, cursor: Position | None = None, name: str | None = None) -> None:
-        """Commit the open transaction with the cursor it reaches and the run log's counts."""
-        name = name or self.name
+    def commit(self, cursor: Position | None = None, name: str | None = None, db: Database | None = None) -> None:
+        """Commit the open transaction with the cursor it reaches and the run log's counts. ``db``:
+        another connection to the target that holds the page (a page loaded beside another one,
+        without rejects); by default the frame's own."""
+        name, db = name or self.name, db or self.db
         if cursor is not None:
-            state.write_cursor(self.db, name, cursor)
+            state.write_cursor(db, name, cursor)
         for n in self.names:
-            state.log_progress(self.db, self._log_ids[n], self.counts[n])
-        self.db.commit()
-        self._pending = []
+            state.log_progress(db, self._log_ids[n], self.counts[n])
+        db.commit()
+        if db is self.db:
+            self._pending = []
 
     def mark_partial(self, why: str, name: str | None = None) -> None:
         """The run ends ``partial``: it committed what it read, but not everything it was asked to."""

@@ -17,10 +17,13 @@ reject; the cursor stops before it, so the next run reads it again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -58,7 +61,10 @@ class SyncSpec:
     max_rejects: int = 0
     lock_wait_seconds: float = 60.0
     delete_missing: bool = True  # full mode: delete target rows the source no longer has
-    bulk_load_empty: bool = True  # an initial load into an empty table COPYs straight in (Postgres)
+    bulk_load_empty: bool = True  # an initial load into an empty table COPYs (or LOADs) straight in
+    # An incremental initial load straight into an empty MySQL-family table: pages loading at once,
+    # each on its own target connection (the server loads one file on one thread).
+    load_connections: int = 2
     # Full mode, source and target of one family: rows per key range whose hashes both servers
     # compare before anything moves (see datasync.engine.compare); 0 reads and merges every row.
     compare_rows: int = 10_000
@@ -183,8 +189,10 @@ class SyncRun:
             db.commit()
             return writer.write(rows)
 
-    def _pages(self, writer, window: Window):
-        """Yield (counts, rejects, last_row_position) per page, written but not committed."""
+    def _pages(self, writer, window: Window, *, paired: bool = False):
+        """Yield (counts, rejects, last_row_position, db) per page, written but not committed; ``db``
+        is the target connection holding the page (None: the frame's own). ``paired``: the caller
+        commits each page on its own, so an initial load may load pages side by side."""
         spec, src = self.spec, self.source
         if isinstance(src, RowsSource):
             cols = src.columns
@@ -196,10 +204,11 @@ class SyncRun:
                 if cur_i is not None:
                     values = [r[cur_i] for r in batch if r[cur_i] is not None]
                     top = max(values) if values else None
-                yield counts, rejects, (top, None)
+                yield counts, rejects, (top, None), None
             return
         if self._csv_stream(writer):
-            yield from self._stream_pages(writer, window, self._csv_stream_read(writer), self._write_csv)
+            yield from self._stream_pages(writer, window, self._csv_stream_read(writer), self._write_csv,
+                                          side_by_side=paired and self._side_by_side(writer))
             return
         if self._text_stream(writer):
             yield from self._stream_pages(writer, window, self._text_stream_read(writer), self._write_text)
@@ -221,10 +230,19 @@ class SyncRun:
             if last is None:
                 return
             window.after = last
-            cursor_value = last[0] if spec.cursor_column and spec.mode == "incremental" else None
-            yield counts, rejects, (cursor_value, last[1:] if cursor_value is not None else last)
+            yield counts, rejects, self._position(last), None
             if n < spec.batch_size:
                 return
+
+    def _position(self, last: tuple) -> tuple:
+        """(cursor value, key) of a page's last row: the key alone outside incremental mode."""
+        cursor_value = last[0] if self.spec.cursor_column and self.spec.mode == "incremental" else None
+        return cursor_value, last[1:] if cursor_value is not None else last
+
+    def _side_by_side(self, writer) -> bool:
+        # an initial load straight into an empty table: the server loads each file on one thread,
+        # so pages on further connections load at once (see _paired_loads)
+        return self.spec.load_connections > 1 and writer.direct and writer.db.dialect.transactional_load
 
     def _csv_stream(self, writer) -> bool:
         # the writer bulk-loads CSV files (MySQL family, LOCAL INFILE allowed) and a SQL source can
@@ -262,7 +280,7 @@ class SyncRun:
                 into.write(b"\n".join(line for (line,) in lines[i:i + 10_000]) + b"\n")
         return writer.copy_text(feed)
 
-    def _stream_pages(self, writer, window: Window, read, write):
+    def _stream_pages(self, writer, window: Window, read, write, side_by_side: bool = False):
         """Like the passthrough, but each page leaves the source already spelled in the target's
         bulk format (CSV for LOAD DATA, COPY text for Postgres), and the next page is read on a
         thread of its own while this one is written. A page the source cannot spell, or one with a
@@ -287,6 +305,8 @@ class SyncRun:
             return page, last, full, payload
 
         with ThreadPoolExecutor(1, thread_name_prefix="ds-read-ahead") as pool:
+            if side_by_side and (yield from self._paired_loads(writer, window, pool, ahead)):
+                return
             coming = pool.submit(ahead, window.after)
             while (got := coming.result()) is not None:
                 page, last, full, payload = got
@@ -304,8 +324,69 @@ class SyncRun:
                     coming = _done(upcoming)
                     counts, rejects = writer.write(src.fetch_page(self.columns, page, None, through=last))
                 window.after = last
-                cursor_value = last[0] if spec.cursor_column and spec.mode == "incremental" else None
-                yield counts, rejects, (cursor_value, last[1:] if cursor_value is not None else last)
+                yield counts, rejects, self._position(last), None
+
+    def _paired_loads(self, writer, window: Window, reader: ThreadPoolExecutor, ahead):
+        """An initial load straight into an empty MySQL-family table with ``load_connections`` pages
+        loading at once, each on its own target connection (``writer`` and its twins), committed in
+        page order with the cursor it reaches: a crash leaves whole pages and a cursor behind them.
+        Returns True when every page landed. On any failure, or a page the source could not spell,
+        the pages not yet committed roll back and it returns False: the caller goes on from
+        ``window.after`` one page at a time (which names bad rows)."""
+        name, width = self.spec.name, self.spec.load_connections
+        writers, flying = [writer], deque()  # flying: (page's last row, load future, writer), in page order
+
+        def load(into, path: str) -> Counts:
+            try:
+                return into.load_straight(path)
+            finally:
+                os.unlink(path)
+
+        def next_writer():
+            if not flying:
+                return writer
+            if len(writers) < width:
+                writers.append(writer.twin())
+                self.frame.details[name]["load_connections"] = len(writers)
+            return writers[(writers.index(flying[-1][2]) + 1) % width]
+
+        coming, more, landed_all = reader.submit(ahead, window.after), True, True
+        try:
+            with ThreadPoolExecutor(width, thread_name_prefix="ds-load") as loads:
+                try:
+                    while more or flying:
+                        while more and len(flying) < width:
+                            got = coming.result()
+                            if got is None or got[3] is None:  # no more pages / this one goes as rows
+                                more, landed_all = False, got is None
+                                break
+                            _page, last, full, path = got
+                            into = next_writer()  # on failure `coming` still holds this page's file
+                            coming, more = (reader.submit(ahead, last), True) if full else (_DONE, False)
+                            flying.append((last, loads.submit(load, into, path), into))
+                        if flying:
+                            last, future, into = flying[0]
+                            counts = future.result()
+                            flying.popleft()
+                            window.after = last
+                            yield counts, [], self._position(last), into.db
+                    return landed_all
+                except Exception as exc:
+                    log.info("%s: loading %d pages at once stopped (%s); one page at a time from here", name,
+                             len(writers), _first_line(exc))
+                    for _last, future, into in flying:
+                        with contextlib.suppress(Exception):
+                            future.result()
+                        into.db.rollback()
+                    got = coming.result()
+                    if got is not None and got[3] is not None:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(got[3])
+                    return False
+        finally:
+            for twin in writers[1:]:
+                twin.close()
+                twin.db.close()
 
     def _take(self, counts: Counts, rejects: list[Reject], writer) -> None:
         self.frame.take(counts, rejects)
@@ -348,8 +429,9 @@ class SyncRun:
         writer.direct = spec.bulk_load_empty and self.unique_keys and self._target_empty()
         hold = None  # cursor value of the oldest deferred row: the cursor never passes it
         progress = Progress(spec.name, source_total(self.source, self.columns, window))
+        pages = self._pages(writer, window, paired=True)
         try:
-            for counts, rejects, (value, key) in self._pages(writer, window):
+            for counts, rejects, (value, key), db in pages:
                 rejects, held = self._defer(rejects, counts, upper)
                 self._take(counts, rejects, writer)
                 if held is not None and (hold is None or _newer(hold, held)):
@@ -359,9 +441,10 @@ class SyncRun:
                 if value is not None and _newer(value, pos.value):
                     pos.value, pos.key = value, tuple(key) if key is not None else None
                 pos.rows_synced += counts.inserted + counts.updated
-                self.frame.commit(pos)
+                self.frame.commit(pos, db=db)
                 progress.page(counts.read)
         finally:
+            pages.close()  # loads still running on other connections end before anything rolls back
             writer.close()
         return pos
 
@@ -381,7 +464,7 @@ class SyncRun:
         window = Window(order=self.order)
         progress = Progress(spec.name, source_total(self.source, self.columns, window), committed=False)
         try:
-            for counts, rejects, _last in self._pages(writer, window):
+            for counts, rejects, _last, _db in self._pages(writer, window):
                 self._take(counts, rejects, writer)
                 progress.page(counts.read)
             self.frame.check_budget()  # the source's own rejects may come after the last page
@@ -494,7 +577,7 @@ class SyncRun:
         window = Window(order=self.order)
         progress = Progress(spec.name, source_total(self.source, self.columns, window))
         try:
-            for counts, rejects, (value, _key) in self._pages(writer, window):
+            for counts, rejects, (value, _key), _db in self._pages(writer, window):
                 self._take(counts, rejects, writer)
                 moved = spec.cursor_column and value is not None and _newer(value, pos.value)
                 if moved:

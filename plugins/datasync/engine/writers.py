@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from datasync.db import Database
+from datasync.db import Database, connect
 from datasync.engine.state import Counts, Reject
 from datasync.engine.table import TableInfo
 
@@ -575,6 +575,18 @@ class MySqlWriter(Writer):
             raise LoadWarnings(message, _warned_column(message))
         return loaded
 
+    def load_straight(self, path: str) -> Counts:
+        """LOAD the file straight into the (empty) target; any warning or error raises."""
+        loaded = self._load(path, self.target)
+        return Counts(read=loaded, inserted=loaded)
+
+    def twin(self) -> MySqlWriter:
+        """The same writer on a new connection to the target, for a page loading beside this one's."""
+        twin = MySqlWriter(connect(self.db.conn_id, local_infile=True), self.table, self.columns, self.key,
+                           self.cursor_column, unique_keys=self.unique_keys)
+        twin.direct = self.direct
+        return twin
+
     def _reset_stage(self) -> None:
         # TRUNCATE would commit the transaction; a temporary table's DROP/CREATE does not.
         if self.db.dialect.transactional_load:
@@ -587,8 +599,7 @@ class MySqlWriter(Writer):
         if self.direct and self.db.dialect.transactional_load:
             sp = self.savepoint()
             try:
-                loaded = self._load(path, self.target)
-                return Counts(read=loaded, inserted=loaded)
+                return self.load_straight(path)
             except Exception as exc:
                 # e.g. a key already there (LOAD LOCAL skips it with a warning) or a bad value:
                 # the staging path sorts it out from here on
