@@ -48,8 +48,12 @@ class SyncTableOperator(BaseOperator):
     :param lookback: how far before the stored cursor each run re-reads (late commits).
     :param safety_lag: rows newer than run start minus this wait for the next run.
     :param max_rejects: rows the target refuses that the run tolerates (0: any reject fails it).
-    :param bulk_load_empty: an initial load into an empty Postgres table is COPYed straight in
-        (no staging table); the first error falls back to staging + merge. False turns it off.
+    :param bulk_load_empty: an initial load into an empty table is COPYed (Postgres) or LOADed
+        (MySQL family) straight in (no staging table); the first error falls back to staging + merge.
+        False turns it off.
+    :param load_connections: an incremental initial load into an empty MySQL-family table loads this
+        many pages at once, each on its own target connection (still committed in page order);
+        1 keeps to the task's one connection.
     :param sync_name: names the cursor, lock and log rows; default ``<dag_id>.<task_id>``.
     :param defer_missing_parents: a row whose parent row is not in the target yet (and whose cursor
         is within this of the run's upper bound) waits for the next run instead of being rejected.
@@ -86,11 +90,13 @@ class SyncTableOperator(BaseOperator):
         lock_wait_seconds: float = 60,
         delete_missing: bool = True,
         bulk_load_empty: bool = True,
+        load_connections: int = 2,
         defer_missing_parents: dt.timedelta | float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.delete_missing, self.bulk_load_empty = delete_missing, bulk_load_empty
+        self.load_connections = load_connections
         self.defer_missing_parents = _as_timedelta(defer_missing_parents)
         self.source_conn_id, self.target_conn_id = source_conn_id, target_conn_id
         self.source_table, self.source_query, self.target_table = source_table, source_query, target_table
@@ -116,6 +122,7 @@ class SyncTableOperator(BaseOperator):
             lock_wait_seconds=self.lock_wait_seconds,
             delete_missing=self.delete_missing,
             bulk_load_empty=self.bulk_load_empty,
+            load_connections=self.load_connections,
             defer_missing_parents=self.defer_missing_parents,
         )
         source = SqlSource(self.source_conn_id, table=self.source_table, query=self.source_query)

@@ -80,6 +80,8 @@ class SyncSpec:
             raise ValueError(f"{self.name}: incremental sync needs a cursor_column (or use mode='full')")
         if not self.key:
             raise ValueError(f"{self.name}: a key is required")
+        if self.load_connections < 1:
+            raise ValueError(f"{self.name}: load_connections must be at least 1")
 
 
 @dataclass
