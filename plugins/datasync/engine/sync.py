@@ -379,7 +379,8 @@ class SyncRun:
                     for _last, future, into in flying:
                         with contextlib.suppress(Exception):
                             future.result()
-                        into.db.rollback()
+                        with contextlib.suppress(Exception):  # a lost connection rolled back by itself
+                            into.db.rollback()
                     got = coming.result()
                     if got is not None and got[3] is not None:
                         with contextlib.suppress(FileNotFoundError):
