@@ -445,3 +445,39 @@ def test_a_bad_value_while_loading_side_by_side_goes_on_one_page_at_a_time(pg_so
     assert my_target.query("SELECT row_key, column_name FROM sync_rejects") == [(str(nan_at), "ratio")]
     assert any("one page at a time from here" in r.getMessage() for r in caplog.records)
     assert my_target.query("SELECT status, rows_inserted, rows_rejected FROM sync_log") == [("success", 1999, 1)]
+
+
+def test_without_a_second_connection_the_initial_load_goes_one_page_at_a_time(pg_source, my_target, caplog):
+    """A target account allowed one connection (max_user_connections): the second one is refused,
+    the page loading meanwhile rolls back, and every page goes in on the run's own connection."""
+    import os
+    import uuid
+
+    import MySQLdb
+
+    from harness import MY_HOST, MY_PASSWORD, MY_PORT, MY_USER
+
+    caplog.set_level(logging.INFO, logger="datasync")
+    _fill_pg_items(pg_source, 1000)
+    my_target.query("CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, ratio DOUBLE, "
+                    "updated_at DATETIME(6) NOT NULL, KEY items_cursor (updated_at, id))")
+    _note_connections(my_target)
+    user = f"one_{uuid.uuid4().hex[:8]}"
+    admin = MySQLdb.connect(host=MY_HOST, port=MY_PORT, user=MY_USER, password=MY_PASSWORD)
+    try:
+        cur = admin.cursor()
+        cur.execute(f"CREATE USER '{user}'@'%' WITH MAX_USER_CONNECTIONS 1")
+        cur.execute(f"GRANT ALL ON `{my_target.name}`.* TO '{user}'@'%'")
+        os.environ["AIRFLOW_CONN_ENG_TGT_ONE"] = f"mysql://{user}@{MY_HOST}:{MY_PORT}/{my_target.name}"
+        result = run_sync(SyncSpec(**PAIRED_SPEC), SqlSource("eng_src", table="items"), "eng_tgt_one",
+                          run_start=dt.datetime(2026, 4, 1, tzinfo=UTC))
+    finally:
+        os.environ.pop("AIRFLOW_CONN_ENG_TGT_ONE", None)
+        admin.cursor().execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        admin.close()
+    assert (result.counts.inserted, result.counts.read, result.details.get("load_connections")) == (1000, 1000, None)
+    assert my_target.query("SELECT id, name, ratio FROM items ORDER BY id") == [(i, f"n{i}", i / 4) for i in range(1, 1001)]
+    assert my_target.query("SELECT count(DISTINCT conn) FROM took") == [(1,)]
+    [stopped] = [r.getMessage() for r in caplog.records if "pages at once stopped" in r.getMessage()]
+    assert "max_user_connections" in stopped and "one page at a time from here" in stopped
+    assert my_target.query("SELECT status, rows_inserted FROM sync_log") == [("success", 1000)]

@@ -244,7 +244,7 @@ class SyncRun:
     def _side_by_side(self, writer) -> bool:
         # an initial load straight into an empty table: the server loads each file on one thread,
         # so pages on further connections load at once (see _paired_loads)
-        return self.spec.load_connections > 1 and writer.direct and writer.db.dialect.transactional_load
+        return self.spec.load_connections > 1 and writer.straight
 
     def _csv_stream(self, writer) -> bool:
         # the writer bulk-loads CSV files (MySQL family, LOCAL INFILE allowed) and a SQL source can

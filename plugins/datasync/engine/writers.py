@@ -595,8 +595,13 @@ class MySqlWriter(Writer):
         else:
             self.db.execute(f"DELETE FROM {self.stage}")
 
+    @property
+    def straight(self) -> bool:
+        """Pages load straight into the empty target (TiDB before 7.6 cannot roll such a load back)."""
+        return self.direct and self.db.dialect.transactional_load
+
     def _merge_file(self, path: str) -> Counts:
-        if self.direct and self.db.dialect.transactional_load:
+        if self.straight:
             sp = self.savepoint()
             try:
                 return self.load_straight(path)
