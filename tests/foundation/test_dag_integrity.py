@@ -119,3 +119,20 @@ def test_optional_params_are_optional_in_the_trigger_form(dag_bag):
                 types = types if isinstance(types, list) else [types]
                 assert "null" in types, f"{dag_id}.{name}: empty default but the form would require it; type [..., 'null']"
                 param.resolve(None)  # validates: null is accepted
+
+
+@pytest.mark.parametrize("dag_id", ["source_registry_runner", "source_registry_realtime"])
+def test_a_task_process_builds_only_its_own_dag_of_the_registry_file(dag_id):
+    """Airflow names the DAG a task process parses for (its parsing context); the file with two DAGs
+    builds just that one there (hundreds of mapped instances per cycle parse it)."""
+    path = str(REPO / "dags" / "source_registry_runner.py")
+    env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": dag_id}
+    proc = subprocess.run([sys.executable, "-c", _PROBE, path], env=env, capture_output=True, text=True, timeout=300)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
+    assert line, proc.stderr[-3000:]
+    assert json.loads(line[len("RESULT"):])["files"][path]["dags"] == [dag_id]
+
+
+def test_the_dag_processor_sees_both_registry_dags(probe):
+    assert probe["files"][str(REPO / "dags" / "source_registry_runner.py")]["dags"] == [
+        "source_registry_realtime", "source_registry_runner"]
