@@ -42,6 +42,12 @@ def test_a_good_record_is_cast_trimmed_and_completed():
                    "updated_at": dt.datetime(2026, 1, 5, 1, 0, tzinfo=UTC)}  # 08:00 WIB is 01:00 UTC
 
 
+@pytest.mark.parametrize("value, cast", [(7, 7), (-2**63, -2**63), (2**63 - 1, 2**63 - 1), (7.0, 7), ("+7", 7), ("7.00", 7)])
+def test_integers_from_json_numbers_and_text(value, cast):
+    row, reject = compile_mapping(CONFIG).map_record({**GOOD, "machine": {"id": value}})
+    assert reject is None and row["machine_id"] == cast and type(row["machine_id"]) is int
+
+
 def test_defaults_and_empty_values():
     row, _ = compile_mapping(CONFIG).map_record({**GOOD, "qty": "  ", "note": "", "ok": None, "extra": None})
     assert (row["qty"], row["note"], row["ok"], row["extra"]) == (0, None, None, None)
@@ -52,6 +58,9 @@ def test_defaults_and_empty_values():
     ("machine", {"id": "7.5"}, "machine_id", "not an integer"),
     ("machine", {"id": "1_000"}, "machine_id", "not an integer"),
     ("machine", {"id": True}, "machine_id", "a boolean, not an integer"),
+    ("machine", {"id": 2**63}, "machine_id", "out of range for a 64-bit integer"),
+    ("machine", {"id": -2**63 - 1}, "machine_id", "out of range for a 64-bit integer"),
+    ("machine", {"id": "9223372036854775808"}, "machine_id", "out of range for a 64-bit integer"),
     ("machine", {}, "machine_id", "required value is missing"),  # key columns are required
     ("date", "2026-01-05", "produced_on", "not a date in format %d/%m/%Y"),
     ("qty", "12,5", "qty", "not a number"),

@@ -33,6 +33,10 @@ _BIGINT = 2**63
 
 
 def _to_int(value: Any, rule: CastOptions) -> int:
+    if type(value) is int:  # JSON's own integers, most values: no text round trip
+        if not -_BIGINT <= value < _BIGINT:
+            raise CastError("out of range for a 64-bit integer")
+        return value
     if isinstance(value, bool):
         raise CastError("a boolean, not an integer")
     if isinstance(value, str) and not _INT_TEXT.match(value):
