@@ -6,20 +6,11 @@ file it parses at task start only builds its DAG objects: measured on 2 cores, p
 runner's DAG file costs ~15 ms of CPU with these loaded against ~280 ms without (its imports),
 for each of hundreds of mapped task instances per cycle. A worker reads them when it starts:
 restart workers after changing ``plugins/`` (it had to be done anyway).
-
-Each pool process also freezes what it holds when it starts (``gc.freeze``), so the collector of
-a task process forked from it never walks the inherited objects: a full collection there would
-traverse (and copy-on-write) all of them. Measured on 2 cores: a forked child that parses the
-registry DAG file and handles a few thousand records used ~165 ms of CPU with them frozen,
-~780 ms without.
 """
 
 from __future__ import annotations
 
-import gc
-
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
-from celery.signals import worker_process_init
 
 PRELOAD = (
     # what the DAG files build their DAGs with (decorated tasks, cron timetables, params)
@@ -38,10 +29,3 @@ PRELOAD = (
 )
 
 CELERY_CONFIG = {**DEFAULT_CELERY_CONFIG, "imports": PRELOAD}
-
-
-@worker_process_init.connect
-def freeze_inherited_objects(**_) -> None:
-    """In each Celery pool process as it starts (Airflow's own freeze covers only the main process
-    until the worker is ready)."""
-    gc.freeze()

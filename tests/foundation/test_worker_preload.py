@@ -49,22 +49,3 @@ def test_compose_and_the_local_stack_use_the_worker_settings(tmp_path):
     for env in (stack.environment(), compose):
         assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "datasync.worker.CELERY_CONFIG"
         assert env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "1"
-
-
-FREEZE_PROBE = r"""
-import gc, json
-from celery.signals import worker_process_init
-import datasync.worker  # noqa: F401  (connects its handler)
-before = gc.get_freeze_count()
-worker_process_init.send(sender=None)
-print(json.dumps([before, gc.get_freeze_count()]))
-"""
-
-
-def test_a_pool_process_freezes_what_it_inherited_so_task_processes_do_not_collect_it():
-    done = subprocess.run([sys.executable, "-c", FREEZE_PROBE], capture_output=True, text=True, timeout=120,
-                          env={"PYTHONPATH": str(REPO / "plugins"), "PATH": "/usr/bin:/bin",
-                               "AIRFLOW_HOME": str(REPO / ".airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    before, after = json.loads(done.stdout.strip().splitlines()[-1])
-    assert before == 0 and after > 10_000  # the interpreter, Airflow and Celery: tens of thousands of objects
