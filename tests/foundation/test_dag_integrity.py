@@ -34,19 +34,22 @@ print("RESULT" + json.dumps({"files": out, "connects": attempts}))
 """
 
 
-@pytest.fixture(scope="module")
-def probe():
-    env = dict(os.environ)
+def run_probe(paths, **env_extra) -> dict:
+    env = {**os.environ, **env_extra}
     # Every connection id points nowhere: a DAG that reads one at import would fail loudly.
     for conn_id in ("tidb_ops", "supabase_ptmmm", "lifecycle_db", "pmo_db", "tekmetric_warehouse", "registry_db"):
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = "postgresql://nobody@127.0.0.1:9/none"
     env["AIRFLOW_CONN_TEKMETRIC_API"] = "http://x:y@127.0.0.1:9"
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, *map(str, DAG_FILES)], env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *map(str, paths)], env=env, capture_output=True, text=True,
+                          timeout=300)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
     assert line, proc.stderr[-3000:]
-    result = json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT"):])
+
+
+@pytest.fixture(scope="module")
+def probe():
+    result = run_probe(DAG_FILES)
     for path, info in result["files"].items():
         PARSE_TIMES[os.path.basename(path)] = info["seconds"]
     return result
@@ -126,11 +129,7 @@ def test_a_task_process_builds_only_its_own_dag_of_the_registry_file(dag_id):
     """Airflow names the DAG a task process parses for (its parsing context); the file with two DAGs
     builds just that one there (hundreds of mapped instances per cycle parse it)."""
     path = str(REPO / "dags" / "source_registry_runner.py")
-    env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": dag_id}
-    proc = subprocess.run([sys.executable, "-c", _PROBE, path], env=env, capture_output=True, text=True, timeout=300)
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")), None)
-    assert line, proc.stderr[-3000:]
-    assert json.loads(line[len("RESULT"):])["files"][path]["dags"] == [dag_id]
+    assert run_probe([path], _AIRFLOW_PARSING_CONTEXT_DAG_ID=dag_id)["files"][path]["dags"] == [dag_id]
 
 
 def test_the_dag_processor_sees_both_registry_dags(probe):
