@@ -18,6 +18,9 @@ target: 500 sources x 2,000 records in at most 75 s. Everything it creates is dr
 registry and metadata databases, unique names; the Redis number; the files), also on SIGTERM/SIGINT.
 ``--tree DIR`` runs another checkout's dags/ and plugins/ (before/after comparisons);
 ``--set SECTION__KEY=VALUE`` overrides an Airflow setting (``AIRFLOW__`` prefix added).
+``--floor`` then runs ``bench/dags/registry_floor.py`` on the same warm stack: as many mapped
+instances with ``sync_source``'s settings that do nothing, i.e. what the task instances alone cost,
+the floor under a cycle of that many sources.
 """
 
 from __future__ import annotations
@@ -77,12 +80,12 @@ def profile(stack: AirflowStack, directory: Path) -> list:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in stack.processes]
 
 
-def sync_instances(stack: AirflowStack, run_id: str) -> list[dict]:
-    """Every ``sync_source`` instance of the run (the API answers 100 per page)."""
+def instances(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> list[dict]:
+    """Every instance of ``task_id`` in the run (the API answers 100 per page)."""
     found: list[dict] = []
     while True:
-        page = stack.api("GET", f"/api/v2/dags/source_registry_runner/dagRuns/{run_id}/taskInstances",
-                         params={"task_id": "sync_source", "limit": 100, "offset": len(found)})
+        page = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                         params={"task_id": task_id, "limit": 100, "offset": len(found)})
         found += page["task_instances"]
         if not page["task_instances"] or len(found) >= page["total_entries"]:
             return found
@@ -103,8 +106,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=None, help="[celery] worker_concurrency (stack default)")
     parser.add_argument("--tree", type=Path, default=REPO, help="checkout whose dags/ and plugins/ run")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION__KEY=VALUE")
+    parser.add_argument("--floor", action="store_true",
+                        help="after the cycles, as many no-op mapped instances (bench/dags/registry_floor.py)")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="py-spy every component during the last cycle: DIR/<component>.txt (collapsed stacks)")
+                        help="py-spy every component during the last run (the floor with --floor): DIR/<component>.txt")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "plugins"))
 
@@ -118,14 +123,53 @@ def main() -> int:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def dags_folder(tree: Path, home: Path, floor: bool) -> Path:
+    """The tree's dags/, or with ``floor`` a folder linking its DAG files and the floor DAG."""
+    if not floor:
+        return tree / "dags"
+    folder = home / "dags"
+    folder.mkdir()
+    for path in [*(tree / "dags").glob("*.py"), REPO / "bench" / "dags" / "registry_floor.py"]:
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+def measure(stack: AirflowStack, dag_id: str, task_id: str, conf: dict, profile_dir: Path | None = None) -> dict:
+    """Trigger ``dag_id`` and wait: wall and CPU seconds (per component, whole machine), ``task_id``'s instances."""
+    profilers = profile(stack, profile_dir) if profile_dir else []
+    cpu0, machine0, t0 = stack_cpu(stack), machine_cpu(), time.monotonic()
+    run_id = stack.trigger(dag_id, conf=conf)
+    state = stack.wait_run(dag_id, run_id, timeout=1800)
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        profiler.wait(60)
+    cpu1, machine = stack_cpu(stack), machine_cpu() - machine0
+    took = time.monotonic() - t0
+    parts = {name: cpu1[name] - cpu0.get(name, 0.0) for name in cpu1}
+    tis = instances(stack, dag_id, run_id, task_id)
+    return {"state": state, "took": took, "parts": parts, "cpu": sum(parts.values()), "machine": machine,
+            "ok": sum(ti["state"] == "success" for ti in tis),
+            "waits": [parse_time(ti["start_date"]) - parse_time(ti["queued_when"]) for ti in tis
+                      if ti.get("queued_when") and ti.get("start_date")],
+            "runs": [parse_time(ti["end_date"]) - parse_time(ti["start_date"]) for ti in tis
+                     if ti.get("start_date") and ti.get("end_date")]}
+
+
+def describe(m: dict, n: int) -> str:
+    return (f"{m['state']}, {m['ok']}/{n} ok, {m['took']:.1f} s, {m['cpu']:.1f} CPU-s ({m['cpu'] / n:.3f} per instance; "
+            f"machine {m['machine'] / n:.3f}), queue wait median {statistics.median(m['waits']) if m['waits'] else 0:.2f} s, "
+            f"task run median {statistics.median(m['runs']) if m['runs'] else 0:.2f} s; CPU-s by component: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(m["parts"].items())))
+
+
 def run(args, scratch: Scratch, directory: Path, home: Path) -> int:
     n, tree = args.sources, args.tree.resolve()
     registry_uri = scratch.bind(scratch.pg("bench_regcluster"), "registry_db")
     env = {"AIRFLOW_CONN_REGISTRY_DB": registry_uri,
            "AIRFLOW_VAR_DATASYNC_REGISTRY_POLICY": json.dumps({"file_roots": [str(directory)]}),
            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # triggered cycles only
-           "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(tree / "plugins"),
-           "PYTHONPATH": str(tree / "plugins")}
+           "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder(tree, home, args.floor)),
+           "AIRFLOW__CORE__PLUGINS_FOLDER": str(tree / "plugins"), "PYTHONPATH": str(tree / "plugins")}
     for item in args.set:
         key, value = item.split("=", 1)
         env[f"AIRFLOW__{key.upper()}"] = value
@@ -136,7 +180,7 @@ def run(args, scratch: Scratch, directory: Path, home: Path) -> int:
     # the target: a warm cycle of 500 sources x 2,000 records in at most 75 s
     limit = 75.0 if (n, args.records) == (500, 2000) else None
     size = f"{n} sources x {args.records:,} records, {args.workers} workers x {stack.worker_concurrency}"
-    results = []
+    measured: list[dict] = []  # the registry cycles, then the floor
     try:
         from bench_registry import register_all, write_sources
         from datasync.db import connected
@@ -158,37 +202,27 @@ def run(args, scratch: Scratch, directory: Path, home: Path) -> int:
                 db.execute("UPDATE data_source_registry SET next_sync = NULL").close()
                 db.commit()
             load = os.getloadavg()[0]
-            profilers = profile(stack, args.profile) if args.profile and cycle == args.cycles - 1 else []
-            cpu0, machine0, t0 = stack_cpu(stack), machine_cpu(), time.monotonic()
-            run_id = stack.trigger("source_registry_runner")
-            state = stack.wait_run("source_registry_runner", run_id, timeout=1800)
-            for profiler in profilers:
-                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-                profiler.wait(60)
-            cpu1, machine = stack_cpu(stack), machine_cpu() - machine0
-            took = time.monotonic() - t0
-            parts = {name: cpu1[name] - cpu0.get(name, 0.0) for name in cpu1}
-            cpu = sum(parts.values())
-            tis = sync_instances(stack, run_id)
-            waits = [parse_time(ti["start_date"]) - parse_time(ti["queued_when"]) for ti in tis
-                     if ti.get("queued_when") and ti.get("start_date")]
-            runs = [parse_time(ti["end_date"]) - parse_time(ti["start_date"]) for ti in tis
-                    if ti.get("start_date") and ti.get("end_date")]
-            ok = sum(ti["state"] == "success" for ti in tis)
-            results.append((cycle, state, took, cpu, ok, waits, runs, load))
+            last = cycle == args.cycles - 1
+            m = measure(stack, "source_registry_runner", "sync_source", {}, args.profile if last and not args.floor else None)
+            measured.append(m)
             kind = "cold" if cycle == 0 else "warm"
-            print(f"cycle {cycle + 1} ({kind}): {state}, {ok}/{n} sources ok, "
-                  f"{took:.1f} s, {cpu:.1f} CPU-s ({cpu / n:.3f} per source; machine {machine / n:.3f}), "
-                  f"queue wait median {statistics.median(waits) if waits else 0:.2f} s, "
-                  f"task run median {statistics.median(runs) if runs else 0:.2f} s, load at start {load:.2f}; "
-                  "CPU-s by component: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(parts.items())),
-                  flush=True)
-            emit(f"registry cluster: cycle {cycle + 1}, {kind} ({size})", took, rows=n * args.records,
+            print(f"cycle {cycle + 1} ({kind}): " + describe(m, n) + f"; load at start {load:.2f}", flush=True)
+            emit(f"registry cluster: cycle {cycle + 1}, {kind} ({size})", m["took"], rows=n * args.records,
                  limit_seconds=limit if cycle > 0 else None,
-                 note=f"{cpu / n:.3f} CPU-s per source; {state}, {ok}/{n} sources ok; load at start {load:.2f}")
+                 note=f"{m['cpu'] / n:.3f} CPU-s per source; {m['state']}, {m['ok']}/{n} sources ok; "
+                      f"load at start {load:.2f}")
+        if args.floor:  # after the cycles: every pool process has started and warmed up, as for a warm cycle
+            stack.wait_ready(dag_ids=["registry_floor"], timeout=120)
+            warm = measured[1:] or measured
+            floor = measure(stack, "registry_floor", "noop", {"count": n}, args.profile)
+            measured.append(floor)
+            print(f"floor ({n} no-op instances): " + describe(floor, n), flush=True)
+            emit(f"registry cluster: floor, {n} no-op mapped instances ({size})", floor["took"],
+                 note=f"{floor['cpu'] / n:.3f} CPU-s per instance; {floor['state']}, {floor['ok']}/{n} ok"
+                      + (f"; a warm cycle takes {min(m['took'] for m in warm) / floor['took']:.2f}x its time" if warm else ""))
     finally:
         stack.stop()
-    return 0 if results and all(r[1] == "success" and r[4] == n for r in results) else 1
+    return 0 if measured and all(m["state"] == "success" and m["ok"] == n for m in measured) else 1
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ BENCHES: dict[str, tuple[str, list[str]]] = {
     "engine": ("bench_engine.py", ["--rows", "{rows}"]),
     "registry": ("bench_registry.py", []),
     "tekmetric": ("bench_tekmetric.py", ["--quick"]),
-    "registry_cluster": ("bench_registry_cluster.py", ["--concurrency", "8"]),
+    "registry_cluster": ("bench_registry_cluster.py", ["--concurrency", "8", "--floor"]),
     "realtime": ("bench_realtime.py", []),
     # not throughput benchmarks: only with --only
     "monitor": ("bench_monitor.py", []),
