@@ -70,15 +70,7 @@ def registry_runner(dag_id: str, *, schedule: str, every: timedelta, description
         def pick_sources() -> list[dict]:
             return runner.pick_task(realtime=realtime, context=get_current_context(), tolerance=tolerance)
 
-        @task(
-            task_id="sync_source",
-            multiple_outputs=False,  # one XCom with the summary, not one per key (8x the API calls)
-            map_index_template="{{ task.op_kwargs['source']['name'] }}",
-            pool=runner.POOL,
-            retries=1,  # the next cycle is minutes away: retry once, soon
-            retry_delay=timedelta(seconds=30),
-            execution_timeout=timedelta(minutes=30),
-        )
+        @task(task_id="sync_source", **runner.SYNC_TASK_ARGS)
         def sync_source(source: dict) -> dict:
             return runner.sync_task(source, get_current_context(), tolerance)
 

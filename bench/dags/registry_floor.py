@@ -2,12 +2,11 @@
 ### registry_floor (benchmark only)
 
 The registry runner's shape with nothing inside: ``pick`` returns ``params.count`` small dicts and
-``noop`` is mapped over them with ``sync_source``'s settings (pool, label, retries, one XCom back).
+``noop`` is mapped over them with ``sync_source``'s settings (``runner.SYNC_TASK_ARGS``: pool,
+label, retries, one XCom back).
 A cycle of it is what the deployment charges for the task instances alone, the floor under a
 registry cycle of as many sources (``bench/bench_registry_cluster.py --floor``).
 """
-
-from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
 
@@ -30,8 +29,7 @@ with DAG(
     def pick(params=None) -> list[dict]:
         return [{"source_id": f"floor-{i:04d}", "name": f"floor {i}"} for i in range(params["count"])]
 
-    @task(task_id="noop", multiple_outputs=False, map_index_template="{{ task.op_kwargs['source']['name'] }}",
-          pool=runner.POOL, retries=1, retry_delay=timedelta(seconds=30), execution_timeout=timedelta(minutes=30))
+    @task(task_id="noop", **runner.SYNC_TASK_ARGS)
     def noop(source: dict) -> dict:
         return {"source_id": source["source_id"], "status": "success"}
 

@@ -51,6 +51,15 @@ REGISTRY_CONN_ID = "registry_db"
 # The compose init creates this pool (16 slots); a deployment without it sets the env var
 # (read when the DAG file is parsed, so it must not be an Airflow Variable).
 POOL = os.environ.get("DATASYNC_REGISTRY_POOL", "registry_sources")
+# The mapped per-source task's settings: the runner DAGs and the benchmark's floor (bench/dags/) use them.
+SYNC_TASK_ARGS = {
+    "multiple_outputs": False,  # one XCom with the summary, not one per key (8x the API calls)
+    "map_index_template": "{{ task.op_kwargs['source']['name'] }}",
+    "pool": POOL,
+    "retries": 1,  # the next cycle is minutes away: retry once, soon
+    "retry_delay": dt.timedelta(seconds=30),
+    "execution_timeout": dt.timedelta(minutes=30),
+}
 ERROR_THRESHOLD_VARIABLE = "registry_error_threshold"
 DEFAULT_ERROR_THRESHOLD = 3
 # Airflow refuses to expand more than [core] max_map_length (1024) instances; the rest wait a cycle.
